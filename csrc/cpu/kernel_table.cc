@@ -1,0 +1,48 @@
+// Dispatch from CellKind to the cell kernels of this instruction-set build.
+#include <Eigen/Core>
+
+#include "pyrnn/kernels.h"
+
+
+namespace pyrnn {
+namespace PYRNN_ISA_NS {
+namespace {
+
+template <typename T>
+void forward(CellKind k, const ForwardArgs<T>& a) {
+  switch (k) {
+    case CellKind::LSTM: return lstm_forward(a);
+    case CellKind::GRU: return gru_forward(a);
+    case CellKind::RNN_TANH: return rnn_forward(false, a);
+    case CellKind::RNN_RELU: return rnn_forward(true, a);
+  }
+}
+
+template <typename T>
+void backward(CellKind k, const BackwardArgs<T>& a) {
+  switch (k) {
+    case CellKind::LSTM: return lstm_backward(a);
+    case CellKind::GRU: return gru_backward(a);
+    case CellKind::RNN_TANH: return rnn_backward(false, a);
+    case CellKind::RNN_RELU: return rnn_backward(true, a);
+  }
+}
+
+const char* eigen_simd() {
+#if defined(EIGEN_VECTORIZE_AVX2) && defined(EIGEN_VECTORIZE_FMA)
+  return "AVX2, FMA";
+#else
+  return Eigen::SimdInstructionSetsInUse();
+#endif
+}
+
+}  // namespace
+
+const KernelTable& kernel_table() {
+  static const KernelTable table{PYRNN_ISA_NAME, &forward<float>, &forward<double>,
+                                 &backward<float>, &backward<double>, &eigen_simd};
+  return table;
+}
+
+}  // namespace PYRNN_ISA_NS
+}  // namespace pyrnn

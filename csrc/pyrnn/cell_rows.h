@@ -1,0 +1,38 @@
+// What a cell's pointwise update sees for one batch row and one thread's block of n units.
+// "Block layout" [G][n]: gate g of unit k at g*n + k (the packed per-thread layout).
+// "Standard layout" [G][H]: gate g of unit k at g*H + k, pointers already offset to the block.
+#pragma once
+
+#include "common.h"
+
+namespace pyrnn {
+
+template <typename T>
+struct ForwardRow {
+  index_t n;      // units in this block
+  index_t H;      // gate stride of the standard layout
+  const T* px;    // [G][n] block: input projection + input-side bias
+  const T* ph;    // [G][n] block: recurrent projection h W_hh^T (no bias)
+  const T* bh;    // [G][n] block: recurrent-side bias (GRU only), or nullptr
+  const T* h;     // [n] state entering the step
+  T* c;           // [n] LSTM cell state, updated in place
+  T* h_out;       // [n] state leaving the step
+  T* y;           // [n] output at this row's time index
+  T* gates;       // [G][H] standard: saved post-activation gates, or nullptr (inference)
+  T* aux;         // [n] saved auxiliary value (see ForwardArgs::aux), or nullptr
+};
+
+template <typename T>
+struct BackwardRow {
+  index_t n;
+  index_t H;
+  const T* gates;  // [G][H] standard: saved post-activation gates
+  const T* h;      // [n] saved state entering the step
+  const T* aux;    // [n] saved auxiliary value
+  T* dh;           // [n] in: dL/dh leaving the step; out: direct (non-GEMM) part of dL/dh entering it
+  T* dc;           // [n] in/out: LSTM dL/dc (leaving -> entering)
+  T* dgh;          // [G][H] standard: dL/d(recurrent pre-activation)
+  T* dgx;          // [G][H] standard: dL/d(input pre-activation); same as dgh except for GRU
+};
+
+}  // namespace pyrnn

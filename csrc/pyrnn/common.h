@@ -1,0 +1,82 @@
+// pyrnn kernel legend (see DESIGN.md): T steps, B batch, I input features, H hidden units,
+// G gates (LSTM 4, GRU 3, RNN 1). Row-major, time-major x[T, B, I]. PyTorch parameter layout.
+// This header knows nothing of Python.
+#pragma once
+
+#include <cstdint>
+
+namespace pyrnn {
+
+using index_t = std::int64_t;
+
+enum class CellKind : int { LSTM = 0, GRU = 1, RNN_TANH = 2, RNN_RELU = 3 };
+
+inline constexpr int gate_count(CellKind k) {
+  return k == CellKind::LSTM ? 4 : k == CellKind::GRU ? 3 : 1;
+}
+
+struct Dims {
+  index_t T, B, I, H;
+};
+
+// Step order: at step s (0..T-1) batch row b processes time index t_b(s) = s forward, or
+// len_b - 1 - s with reverse; the row is idle (state carried, output zero) once s >= len_b.
+// Saved activations and gate gradients are stored in step order, [T, B, ...].
+template <typename T>
+struct ForwardArgs {
+  Dims d;
+  const T* x;              // [T, B, I]
+  const T* w_ih;           // [G*H, I]
+  const T* w_hh;           // [G*H, H]
+  const T* b_ih;           // [G*H] or nullptr (no bias)
+  const T* b_hh;           // [G*H] or nullptr (no bias)
+  const T* h0;             // [B, H] or nullptr (zeros)
+  const T* c0;             // [B, H] or nullptr (zeros; LSTM only)
+  const index_t* lengths;  // [B], 0 <= len <= T, or nullptr (all T)
+  bool reverse;
+  int num_threads;         // >= 1, upper bound on OpenMP threads
+  T* y;                    // [T, B, H] out
+  T* h_n;                  // [B, H] out
+  T* c_n;                  // [B, H] out (LSTM only)
+  // Training saves (all nullptr in inference), step order:
+  T* gates;                // [T, B, G*H] post-activation gates
+  T* h_prev;               // [T, B, H] state entering the step
+  T* aux;                  // [T, B, H] LSTM: c entering the step; GRU: W_hn h + b_hn; RNN: unused
+};
+
+template <typename T>
+struct BackwardArgs {
+  Dims d;
+  const T* x;              // [T, B, I]
+  const T* w_ih;           // [G*H, I]
+  const T* w_hh;           // [G*H, H]
+  const index_t* lengths;  // [B] or nullptr
+  bool reverse;
+  int num_threads;
+  const T* gates;          // [T, B, G*H] saved by the training forward
+  const T* h_prev;         // [T, B, H]
+  const T* aux;            // [T, B, H] (nullptr for RNN)
+  const T* dy;             // [T, B, H] upstream gradient of y, or nullptr (zeros)
+  const T* dh_n;           // [B, H] or nullptr (zeros)
+  const T* dc_n;           // [B, H] or nullptr (zeros; LSTM only)
+  T* dx;                   // [T, B, I] out
+  T* dh0;                  // [B, H] out
+  T* dc0;                  // [B, H] out (LSTM only)
+  T* dw_ih;                // [G*H, I] out
+  T* dw_hh;                // [G*H, H] out
+  T* db_ih;                // [G*H] out, or nullptr (no bias)
+  T* db_hh;                // [G*H] out, or nullptr (no bias)
+};
+
+// One instruction-set build of the kernels. Each build lives in its own shared library with
+// hidden visibility, so its Eigen instantiations never mix with another build's.
+struct KernelTable {
+  const char* isa;
+  void (*forward_f32)(CellKind, const ForwardArgs<float>&);
+  void (*forward_f64)(CellKind, const ForwardArgs<double>&);
+  void (*backward_f32)(CellKind, const BackwardArgs<float>&);
+  void (*backward_f64)(CellKind, const BackwardArgs<double>&);
+  const char* (*eigen_simd)();
+};
+
+}  // namespace pyrnn

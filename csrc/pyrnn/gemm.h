@@ -1,0 +1,72 @@
+// Row-major GEMM wrappers over Eigen, single-threaded (EIGEN_DONT_PARALLELIZE): threads come
+// from our own parallel regions, each calling these on its own slice.
+#pragma once
+
+#include <Eigen/Core>
+
+#include "common.h"
+
+namespace pyrnn {
+
+template <typename T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using MatMap = Eigen::Map<RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using ConstMatMap = Eigen::Map<const RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// C[M,N] (+)= A[M,K] * B[N,K]^T
+template <typename T>
+inline void gemm_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
+                    index_t ldb, T* C, index_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
+  if (K <= 0) {
+    if (!accumulate) c.setZero();
+    return;
+  }
+  ConstMatMap<T> a(A, M, K, Eigen::OuterStride<>(lda));
+  ConstMatMap<T> b(B, N, K, Eigen::OuterStride<>(ldb));
+  if (accumulate)
+    c.noalias() += a * b.transpose();
+  else
+    c.noalias() = a * b.transpose();
+}
+
+// C[M,N] (+)= A[M,K] * B[K,N]
+template <typename T>
+inline void gemm_nn(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
+                    index_t ldb, T* C, index_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
+  if (K <= 0) {
+    if (!accumulate) c.setZero();
+    return;
+  }
+  ConstMatMap<T> a(A, M, K, Eigen::OuterStride<>(lda));
+  ConstMatMap<T> b(B, K, N, Eigen::OuterStride<>(ldb));
+  if (accumulate)
+    c.noalias() += a * b;
+  else
+    c.noalias() = a * b;
+}
+
+// C[M,N] (+)= A[K,M]^T * B[K,N]
+template <typename T>
+inline void gemm_tn(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
+                    index_t ldb, T* C, index_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
+  if (K <= 0) {
+    if (!accumulate) c.setZero();
+    return;
+  }
+  ConstMatMap<T> a(A, K, M, Eigen::OuterStride<>(lda));
+  ConstMatMap<T> b(B, K, N, Eigen::OuterStride<>(ldb));
+  if (accumulate)
+    c.noalias() += a.transpose() * b;
+  else
+    c.noalias() = a.transpose() * b;
+}
+
+}  // namespace pyrnn

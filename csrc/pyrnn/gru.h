@@ -1,0 +1,68 @@
+// GRU cell, gate order r, z, n, "linear before reset" (PyTorch/cuDNN):
+//   n = tanh(W_in x + b_in + r*(W_hn h + b_hn)),  h' = (1-z)*n + z*h.
+#pragma once
+
+#include "activations.h"
+#include "cell_rows.h"
+
+namespace pyrnn {
+
+template <typename T>
+struct GruCell {
+  static constexpr int G = 3;
+  static constexpr bool has_c = false;
+  static constexpr bool recurrent_bias = true;  // b_hn stays inside the reset product
+  static constexpr bool separate_dgx = true;    // dL/d(W_in x) != dL/d(W_hn h)
+
+  static void split_bias(const T* b_ih, const T* b_hh, index_t H, T* bx /*[G*H]*/,
+                         T* bh /*[G*H]*/) {
+    for (index_t k = 0; k < 2 * H; ++k) {
+      bx[k] = b_ih[k] + b_hh[k];
+      bh[k] = T(0);
+    }
+    for (index_t k = 2 * H; k < 3 * H; ++k) {
+      bx[k] = b_ih[k];
+      bh[k] = b_hh[k];
+    }
+  }
+
+  static void forward(const ForwardRow<T>& r) {
+    const index_t n = r.n;
+    for (index_t k = 0; k < n; ++k) {
+      const T rg = sigmoid(r.px[k] + r.ph[k]);
+      const T z = sigmoid(r.px[n + k] + r.ph[n + k]);
+      const T hn = r.ph[2 * n + k] + (r.bh ? r.bh[2 * n + k] : T(0));
+      const T nn = tanh_(r.px[2 * n + k] + rg * hn);
+      const T h = (T(1) - z) * nn + z * r.h[k];
+      r.h_out[k] = h;
+      r.y[k] = h;
+      if (r.gates) {
+        r.gates[k] = rg;
+        r.gates[r.H + k] = z;
+        r.gates[2 * r.H + k] = nn;
+        r.aux[k] = hn;
+      }
+    }
+  }
+
+  static void backward(const BackwardRow<T>& r) {
+    const index_t H = r.H;
+    for (index_t k = 0; k < r.n; ++k) {
+      const T rg = r.gates[k], z = r.gates[H + k], nn = r.gates[2 * H + k];
+      const T hn = r.aux[k];
+      const T dh = r.dh[k];
+      const T dn = dh * (T(1) - z) * (T(1) - nn * nn);
+      const T dr = dn * hn * rg * (T(1) - rg);
+      const T dz = dh * (r.h[k] - nn) * z * (T(1) - z);
+      r.dgx[k] = dr;
+      r.dgx[H + k] = dz;
+      r.dgx[2 * H + k] = dn;
+      r.dgh[k] = dr;
+      r.dgh[H + k] = dz;
+      r.dgh[2 * H + k] = dn * rg;
+      r.dh[k] = dh * z;
+    }
+  }
+};
+
+}  // namespace pyrnn

@@ -1,0 +1,27 @@
+// Entry points of one instruction-set build (compiled once per ISA into its own library;
+// PYRNN_ISA_NS names the build).
+#pragma once
+
+#include "common.h"
+
+#ifndef PYRNN_ISA_NS
+#error "PYRNN_ISA_NS must name the instruction-set build (set by CMake)"
+#endif
+
+#define PYRNN_EXPORT __attribute__((visibility("default")))
+
+namespace pyrnn {
+namespace PYRNN_ISA_NS {
+
+template <typename T> void lstm_forward(const ForwardArgs<T>& a);
+template <typename T> void lstm_backward(const BackwardArgs<T>& a);
+template <typename T> void gru_forward(const ForwardArgs<T>& a);
+template <typename T> void gru_backward(const BackwardArgs<T>& a);
+template <typename T> void rnn_forward(bool relu, const ForwardArgs<T>& a);
+template <typename T> void rnn_backward(bool relu, const BackwardArgs<T>& a);
+
+// The table the Python module dispatches through.
+PYRNN_EXPORT const KernelTable& kernel_table();
+
+}  // namespace PYRNN_ISA_NS
+}  // namespace pyrnn

@@ -1,0 +1,275 @@
+// The one forward/backward driver shared by every cell (DESIGN.md "The kernel algorithm").
+// A Cell supplies G, the pointwise update and its gradient; this file owns threading,
+// packing, variable lengths, reverse and the GEMMs.
+//
+// Threads: each thread owns a block of hidden units [j0, j0+n) across all G gates, so a step is
+// one recurrent GEMM on its packed weight rows plus the pointwise update of its own units, and
+// one barrier. The input projection is computed in chunks of steps (bounded scratch in inference),
+// by each thread for its own columns, so it needs no barrier either.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "cell_rows.h"
+#include "common.h"
+#include "gemm.h"
+#include "parallel.h"
+
+namespace pyrnn {
+namespace detail {
+
+constexpr index_t kChunkRows = 1024;  // input-projection rows per chunk
+constexpr index_t kUnitAlign = 8;     // thread unit blocks start on multiples of this
+constexpr double kMinStepFlopsPerThread = 65536.0;
+
+inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
+  return lengths ? lengths[b] : T;
+}
+
+inline index_t time_of(bool reverse, index_t len, index_t s) { return reverse ? len - 1 - s : s; }
+
+// Threads worth a per-step barrier: enough units per thread and enough work per step.
+inline int step_threads(int requested, index_t B, index_t H, int G) {
+  const index_t by_units = std::max<index_t>(1, (H + kUnitAlign - 1) / kUnitAlign);
+  const double step_flops = 2.0 * double(B) * double(G) * double(H) * double(H);
+  const index_t by_work = std::max<index_t>(1, index_t(step_flops / kMinStepFlopsPerThread));
+  return int(std::max<index_t>(1, std::min<index_t>({index_t(requested), by_units, by_work})));
+}
+
+// Copy the G gate rows of units u (standard layout: row g*H + j) into block layout
+// (row g*n + (j - j0)) at dst, which points at the block's first row.
+template <typename T>
+void pack_gate_rows(const T* src /*[G*H, cols]*/, index_t cols, index_t H, int G, Range u,
+                    T* dst /*[G*n, cols]*/) {
+  const index_t n = u.size();
+  for (int g = 0; g < G; ++g)
+    for (index_t j = 0; j < n; ++j)
+      std::memcpy(dst + (g * n + j) * cols, src + (g * H + u.begin + j) * cols,
+                  sizeof(T) * size_t(cols));
+}
+
+}  // namespace detail
+
+template <typename T, class Cell>
+void recurrent_forward(const ForwardArgs<T>& a) {
+  using namespace detail;
+  constexpr int G = Cell::G;
+  const index_t T_ = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H, GH = G * H;
+  if (B == 0 || H == 0) return;  // every output is empty
+
+  const bool train = a.gates != nullptr;
+  const int nt = step_threads(a.num_threads, B, H, G);
+  const bool packed = nt > 1;  // one thread: block layout == standard layout, no copy
+  const index_t Tc = std::max<index_t>(1, std::min<index_t>(T_, kChunkRows / B));
+  const bool gather = a.reverse;  // step order differs from time order
+
+  std::vector<T> wih_pk(packed ? GH * I : 0), whh_pk(packed ? GH * H : 0);
+  std::vector<T> bias_x(GH, T(0)), bias_h(Cell::recurrent_bias ? GH : 0, T(0));
+  if (a.b_ih) Cell::split_bias(a.b_ih, a.b_hh, H, bias_x.data(), bias_h.data());
+  std::vector<T> bx_pk(GH), bh_pk(bias_h.size());
+  std::vector<T> P(size_t(Tc * B * GH));  // [Tc*B, GH] block layout per thread
+  std::vector<T> Gh(size_t(B * GH));      // [B, GH] block layout per thread
+  std::vector<T> hbuf(size_t(2 * B * H)), cbuf(Cell::has_c ? size_t(B * H) : 0);
+  std::vector<T> Xs(gather ? size_t(Tc * B * I) : 0);  // [Tc*B, I] chunk in step order
+
+  parallel_region(nt, [&](int tid, int nthreads) {
+    const Range u = split_range(H, nthreads, tid, kUnitAlign);
+    const index_t j0 = u.begin, n = u.size(), col0 = G * j0, gn = G * n;
+    const T* wih = a.w_ih;
+    const T* whh = a.w_hh;
+    if (packed) {
+      pack_gate_rows(a.w_ih, I, H, G, u, wih_pk.data() + col0 * I);
+      pack_gate_rows(a.w_hh, H, H, G, u, whh_pk.data() + col0 * H);
+      wih = wih_pk.data();
+      whh = whh_pk.data();
+    }
+    pack_gate_rows(bias_x.data(), 1, H, G, u, bx_pk.data() + col0);
+    const T* bh = nullptr;
+    if (Cell::recurrent_bias) {
+      pack_gate_rows(bias_h.data(), 1, H, G, u, bh_pk.data() + col0);
+      bh = bh_pk.data() + col0;
+    }
+
+    T* h_cur = hbuf.data();
+    T* h_nxt = hbuf.data() + B * H;
+    for (index_t b = 0; b < B; ++b) {
+      for (index_t k = j0; k < j0 + n; ++k) {
+        h_cur[b * H + k] = a.h0 ? a.h0[b * H + k] : T(0);
+        if (Cell::has_c) cbuf[b * H + k] = a.c0 ? a.c0[b * H + k] : T(0);
+      }
+      for (index_t t = row_length(a.lengths, b, T_); t < T_; ++t)
+        std::fill_n(a.y + (t * B + b) * H + j0, n, T(0));
+    }
+    barrier();  // the first recurrent GEMM reads every thread's units of h_cur
+
+    for (index_t s = 0; s < T_; ++s) {
+      const index_t sc = s % Tc;
+      if (sc == 0) {
+        const index_t rows = std::min(Tc, T_ - s) * B;
+        const T* xsrc = a.x + s * B * I;
+        if (gather) {
+          const Range rr = split_range(rows, nthreads, tid, 1);
+          for (index_t r = rr.begin; r < rr.end; ++r) {
+            const index_t b = r % B, len = row_length(a.lengths, b, T_), st = s + r / B;
+            if (st < len)
+              std::memcpy(Xs.data() + r * I, a.x + (time_of(true, len, st) * B + b) * I,
+                          sizeof(T) * size_t(I));
+            else
+              std::fill_n(Xs.data() + r * I, I, T(0));
+          }
+          barrier();
+          xsrc = Xs.data();
+        }
+        gemm_nt(rows, gn, I, xsrc, I, wih + col0 * I, I, P.data() + col0, GH, false);
+        for (index_t r = 0; r < rows; ++r) {
+          T* p = P.data() + r * GH + col0;
+          for (index_t k = 0; k < gn; ++k) p[k] += bx_pk[col0 + k];
+        }
+      }
+      gemm_nt(B, gn, H, h_cur, H, whh + col0 * H, H, Gh.data() + col0, GH, false);
+      for (index_t b = 0; b < B; ++b) {
+        const index_t len = row_length(a.lengths, b, T_);
+        const T* h_row = h_cur + b * H + j0;
+        T* h_out = h_nxt + b * H + j0;
+        const size_t save = size_t((s * B + b) * H + j0);
+        if (s >= len) {  // idle row: carry the state; saved h_prev zero so its dW terms vanish
+          std::copy_n(h_row, n, h_out);
+          if (train) std::fill_n(a.h_prev + save, n, T(0));
+          continue;
+        }
+        if (train) std::copy_n(h_row, n, a.h_prev + save);
+        const ForwardRow<T> row{n,
+                                H,
+                                P.data() + (sc * B + b) * GH + col0,
+                                Gh.data() + b * GH + col0,
+                                bh,
+                                h_row,
+                                Cell::has_c ? cbuf.data() + b * H + j0 : nullptr,
+                                h_out,
+                                a.y + (time_of(a.reverse, len, s) * B + b) * H + j0,
+                                train ? a.gates + (s * B + b) * GH + j0 : nullptr,
+                                train && a.aux ? a.aux + save : nullptr};
+        Cell::forward(row);
+      }
+      barrier();  // h_nxt complete before anyone's next recurrent GEMM
+      std::swap(h_cur, h_nxt);
+    }
+
+    for (index_t b = 0; b < B; ++b) {
+      std::copy_n(h_cur + b * H + j0, n, a.h_n + b * H + j0);
+      if (Cell::has_c && a.c_n) std::copy_n(cbuf.data() + b * H + j0, n, a.c_n + b * H + j0);
+    }
+  });
+}
+
+template <typename T, class Cell>
+void recurrent_backward(const BackwardArgs<T>& a) {
+  using namespace detail;
+  constexpr int G = Cell::G;
+  const index_t T_ = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H, GH = G * H, TB = T_ * B;
+
+  const int nt = step_threads(a.num_threads, B, H, G);
+  const bool remap = a.reverse;                    // dX computed in step order, then scattered
+  const bool gather = a.reverse || a.lengths;      // X in step order, zeros on idle rows
+  std::vector<T> dgh(size_t(TB * GH));             // [T, B, GH] step order
+  std::vector<T> dgx_own(Cell::separate_dgx ? size_t(TB * GH) : 0);
+  T* dgx = Cell::separate_dgx ? dgx_own.data() : dgh.data();
+  std::vector<T> dh(size_t(B * H)), dc(Cell::has_c ? size_t(B * H) : 0);
+  std::vector<T> Xs(gather ? size_t(TB * I) : 0);
+  std::vector<T> dXs(remap ? size_t(TB * I) : 0);
+  const T* xsrc = gather ? Xs.data() : a.x;
+  T* dxdst = remap ? dXs.data() : a.dx;
+
+  parallel_region(nt, [&](int tid, int nthreads) {
+    const Range u = split_range(H, nthreads, tid, kUnitAlign);
+    const index_t j0 = u.begin, n = u.size();
+    for (index_t b = 0; b < B; ++b)
+      for (index_t k = j0; k < j0 + n; ++k) {
+        dh[b * H + k] = a.dh_n ? a.dh_n[b * H + k] : T(0);
+        if (Cell::has_c) dc[b * H + k] = a.dc_n ? a.dc_n[b * H + k] : T(0);
+      }
+
+    for (index_t s = T_ - 1; s >= 0; --s) {
+      for (index_t b = 0; b < B; ++b) {
+        const index_t len = row_length(a.lengths, b, T_);
+        const size_t g_off = size_t((s * B + b) * GH + j0);
+        if (s >= len) {  // idle row: no gate gradient, carried gradients unchanged
+          for (int g = 0; g < G; ++g) {
+            std::fill_n(dgh.data() + g_off + g * H, n, T(0));
+            if (Cell::separate_dgx) std::fill_n(dgx + g_off + g * H, n, T(0));
+          }
+          continue;
+        }
+        T* dh_row = dh.data() + b * H + j0;
+        if (a.dy) {
+          const T* dy_row = a.dy + (time_of(a.reverse, len, s) * B + b) * H + j0;
+          for (index_t k = 0; k < n; ++k) dh_row[k] += dy_row[k];
+        }
+        const size_t off = size_t((s * B + b) * H + j0);
+        const BackwardRow<T> row{n,
+                                 H,
+                                 a.gates + g_off,
+                                 a.h_prev + off,
+                                 a.aux ? a.aux + off : nullptr,
+                                 dh_row,
+                                 Cell::has_c ? dc.data() + b * H + j0 : nullptr,
+                                 dgh.data() + g_off,
+                                 dgx + g_off};
+        Cell::backward(row);
+      }
+      barrier();  // the recurrent GEMM reads every thread's gate gradients of step s
+      gemm_nn(B, n, GH, dgh.data() + s * B * GH, GH, a.w_hh + j0, H, dh.data() + j0, H, true);
+    }
+    for (index_t b = 0; b < B; ++b) {
+      std::copy_n(dh.data() + b * H + j0, n, a.dh0 + b * H + j0);
+      if (Cell::has_c && a.dc0) std::copy_n(dc.data() + b * H + j0, n, a.dc0 + b * H + j0);
+    }
+
+    const Range rows = split_range(TB, nthreads, tid, 1);
+    if (gather) {
+      for (index_t r = rows.begin; r < rows.end; ++r) {
+        const index_t s = r / B, b = r % B, len = row_length(a.lengths, b, T_);
+        if (s < len)
+          std::memcpy(Xs.data() + r * I, a.x + (time_of(a.reverse, len, s) * B + b) * I,
+                      sizeof(T) * size_t(I));
+        else
+          std::fill_n(Xs.data() + r * I, I, T(0));
+      }
+    }
+    barrier();  // all gate gradients and the gathered X are complete
+
+    // Weight and bias gradients: each thread owns a block of gate rows.
+    const Range gr = split_range(GH, nthreads, tid, kUnitAlign);
+    gemm_tn(gr.size(), H, TB, dgh.data() + gr.begin, GH, a.h_prev, H, a.dw_hh + gr.begin * H, H,
+            false);
+    gemm_tn(gr.size(), I, TB, dgx + gr.begin, GH, xsrc, I, a.dw_ih + gr.begin * I, I, false);
+    if (a.db_ih) {
+      std::fill(a.db_ih + gr.begin, a.db_ih + gr.end, T(0));
+      std::fill(a.db_hh + gr.begin, a.db_hh + gr.end, T(0));
+      for (index_t r = 0; r < TB; ++r)
+        for (index_t c = gr.begin; c < gr.end; ++c) {
+          a.db_ih[c] += dgx[r * GH + c];
+          a.db_hh[c] += dgh[r * GH + c];
+        }
+    }
+    // Input gradient: each thread owns a block of rows.
+    gemm_nn(rows.size(), I, GH, dgx + rows.begin * GH, GH, a.w_ih, I, dxdst + rows.begin * I, I,
+            false);
+    if (remap) {
+      barrier();  // dXs complete
+      for (index_t r = rows.begin; r < rows.end; ++r) {  // r indexes time-order output rows
+        const index_t t = r / B, b = r % B, len = row_length(a.lengths, b, T_);
+        if (t < len)
+          std::memcpy(a.dx + r * I, dXs.data() + ((len - 1 - t) * B + b) * I,
+                      sizeof(T) * size_t(I));
+        else
+          std::fill_n(a.dx + r * I, I, T(0));
+      }
+    }
+  });
+}
+
+}  // namespace pyrnn

@@ -1,0 +1,184 @@
+"""Functional API of the fused kernels: NumPy in, NumPy out.
+
+Shapes (DESIGN.md legend): x [T, B, I], y [T, B, H], states [B, H]; parameters in PyTorch's
+layout: w_ih [G*H, I], w_hh [G*H, H], b_ih [G*H], b_hh [G*H] with G = 4 (LSTM, gates i, f, g, o),
+3 (GRU, gates r, z, n) or 1 (RNN).
+
+Every forward takes ``training=False`` (inference: nothing saved, ``cache`` is None) or
+``training=True`` (saves what backpropagation through time needs). ``reverse=True`` runs each
+sequence from its end; ``lengths`` (one int per batch row) gives variable-length batches as in
+PyTorch packed sequences: outputs past a row's length are zero and its final state is the state
+after its last valid step.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from . import _validate as v
+
+_CELL_IDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+__all__ = [
+    "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
+    "rnn_forward", "rnn_backward", "Cache",
+]
+
+
+class Cache:
+    """What a training forward saved for its backward; one backward call consumes it."""
+
+    __slots__ = ("cell", "x", "w_ih", "w_hh", "has_bias", "lengths", "reverse",
+                 "num_threads", "saves", "consumed")
+
+    def __init__(self, cell, x, w_ih, w_hh, has_bias, lengths, reverse, num_threads, saves):
+        self.cell = cell
+        self.x = x
+        self.w_ih = w_ih
+        self.w_hh = w_hh
+        self.has_bias = has_bias
+        self.lengths = lengths
+        self.reverse = reverse
+        self.num_threads = num_threads
+        self.saves = saves
+        self.consumed = False
+
+    @property
+    def shape(self):
+        """(T, B, I, H) of the forward that made this cache."""
+        T, B, I = self.x.shape
+        return T, B, I, self.w_hh.shape[1]
+
+    def __repr__(self):
+        T, B, I, H = self.shape
+        state = "consumed" if self.consumed else "ready"
+        return f"Cache({self.cell}, T={T}, B={B}, I={I}, H={H}, {self.x.dtype}, {state})"
+
+
+def _own_copy(arr: np.ndarray, original) -> np.ndarray:
+    """The cache must not see later in-place changes of the caller's arrays (e.g. an optimizer
+    step between forward and backward), so keep a private copy."""
+    return arr.copy() if arr is original or np.shares_memory(arr, np.asarray(original)) else arr
+
+
+def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, num_threads):
+    G = _GATES[cell]
+    xa = v.as_float_array("x", x)
+    if xa.ndim != 3:
+        raise ValueError(f"x: expected 3 dimensions [T, B, I], got shape {v.shape_str(xa.shape)}")
+    T, B, I = xa.shape
+    dtype = xa.dtype
+    whh = v.as_float_array("w_hh", w_hh, dtype)
+    if whh.ndim != 2 or whh.shape[0] != G * whh.shape[1]:
+        raise ValueError(
+            f"w_hh: expected shape ({G}*H, H) for {cell} ({G} gate{'s' if G > 1 else ''}), "
+            f"got {v.shape_str(whh.shape)}")
+    H = whh.shape[1]
+    wih = v.as_float_array("w_ih", w_ih, dtype)
+    v.expect_shape("w_ih", wih, (G * H, I), f"= ({G}*H, I) with H={H} from w_hh and I={I} from x")
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError("b_ih, b_hh: give both biases or neither")
+    bih = v.optional_array("b_ih", b_ih, (G * H,), dtype, f"= ({G}*H,)")
+    bhh = v.optional_array("b_hh", b_hh, (G * H,), dtype, f"= ({G}*H,)")
+    h0a = v.optional_array("h0", h0, (B, H), dtype, "= (B, H)")
+    c0a = v.optional_array("c0", c0, (B, H), dtype, "= (B, H)")
+    lens = v.lengths_array(lengths, B, T)
+    nt = v.thread_count(num_threads, _core.max_threads())
+    y, h_n, c_n, saves = _core.forward(_CELL_IDS[cell], xa, wih, whh, bih, bhh, h0a, c0a, lens,
+                                       bool(reverse), bool(training), nt)
+    cache = None
+    if training:
+        cache = Cache(cell, _own_copy(xa, x), _own_copy(wih, w_ih), _own_copy(whh, w_hh),
+                      bih is not None, lens, bool(reverse), nt, saves)
+    return y, h_n, c_n, cache
+
+
+def _backward(cell, cache, dy, dh_n, dc_n, fn_name):
+    if cache is None:
+        raise ValueError(f"cache: is None; run the forward with training=True before {fn_name}")
+    if not isinstance(cache, Cache):
+        raise TypeError(f"cache: expected the Cache returned by a training forward, got {type(cache).__name__}")
+    if cache.cell != cell and not (cell == "rnn" and cache.cell.startswith("rnn_")):
+        raise ValueError(f"cache: was made by a {cache.cell} forward, not usable by {fn_name}")
+    if cache.consumed:
+        raise ValueError("cache: already consumed by an earlier backward; run the forward again "
+                         "with training=True")
+    T, B, _, H = cache.shape
+    dtype = cache.x.dtype
+    dya = v.optional_array("dy", dy, (T, B, H), dtype, "= (T, B, H), like y")
+    dha = v.optional_array("dh_n", dh_n, (B, H), dtype, "= (B, H), like h_n")
+    dca = v.optional_array("dc_n", dc_n, (B, H), dtype, "= (B, H), like c_n")
+    gates, h_prev, aux = cache.saves
+    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _core.backward(
+        _CELL_IDS[cache.cell], cache.x, cache.w_ih, cache.w_hh, cache.has_bias, cache.lengths,
+        cache.reverse, gates, h_prev, aux, dya, dha, dca, cache.num_threads)
+    cache.consumed = True
+    cache.saves = None  # free the activations
+    dparams = {"w_ih": dw_ih, "w_hh": dw_hh}
+    if cache.has_bias:
+        dparams["b_ih"] = db_ih
+        dparams["b_hh"] = db_hh
+    return dx, dh0, dc0, dparams
+
+
+def _split_state(state, name="state"):
+    if state is None:
+        return None, None
+    if not isinstance(state, (tuple, list)) or len(state) != 2:
+        raise TypeError(f"{name}: expected a tuple (h, c) or None, got {type(state).__name__}")
+    return state[0], state[1]
+
+
+def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, reverse=False, lengths=None,
+                 training=False, num_threads=None):
+    """LSTM over a whole sequence. Returns ``y [T,B,H], (h_n, c_n), cache``.
+
+    ``state`` is ``(h0, c0)`` (each [B, H], either may be None for zeros) or None.
+    """
+    h0, c0 = _split_state(state)
+    y, h_n, c_n, cache = _forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths,
+                                  training, num_threads)
+    return y, (h_n, c_n), cache
+
+
+def lstm_backward(cache, dy, dstate=None):
+    """Backpropagation through time for ``lstm_forward(..., training=True)``.
+
+    ``dy`` [T,B,H] (or None), ``dstate = (dh_n, dc_n)`` (each may be None) or None.
+    Returns ``dx, (dh0, dc0), dparams`` with dparams keys w_ih, w_hh (and b_ih, b_hh with bias).
+    """
+    dh_n, dc_n = _split_state(dstate, "dstate")
+    dx, dh0, dc0, dparams = _backward("lstm", cache, dy, dh_n, dc_n, "lstm_backward")
+    return dx, (dh0, dc0), dparams
+
+
+def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, reverse=False, lengths=None,
+                training=False, num_threads=None):
+    """GRU (PyTorch's linear-before-reset form). Returns ``y [T,B,H], h_n [B,H], cache``."""
+    y, h_n, _, cache = _forward("gru", x, w_ih, w_hh, b_ih, b_hh, state, None, reverse, lengths,
+                                training, num_threads)
+    return y, h_n, cache
+
+
+def gru_backward(cache, dy, dstate=None):
+    """Backward of ``gru_forward``: returns ``dx, dh0, dparams``; ``dstate`` is dh_n or None."""
+    dx, dh0, _, dparams = _backward("gru", cache, dy, dstate, None, "gru_backward")
+    return dx, dh0, dparams
+
+
+def rnn_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, nonlinearity="tanh",
+                reverse=False, lengths=None, training=False, num_threads=None):
+    """Elman RNN, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with act ``"tanh"`` or ``"relu"``.
+    Returns ``y [T,B,H], h_n [B,H], cache``."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    y, h_n, _, cache = _forward("rnn_" + nonlinearity, x, w_ih, w_hh, b_ih, b_hh, state, None,
+                                reverse, lengths, training, num_threads)
+    return y, h_n, cache
+
+
+def rnn_backward(cache, dy, dstate=None):
+    """Backward of ``rnn_forward``: returns ``dx, dh0, dparams``; ``dstate`` is dh_n or None."""
+    dx, dh0, _, dparams = _backward("rnn", cache, dy, dstate, None, "rnn_backward")
+    return dx, dh0, dparams
