@@ -1,7 +1,13 @@
 """pyrnn: fused LSTM, GRU and Elman-RNN kernels (C++/OpenMP) with backpropagation through
 time, used from NumPy."""
-from . import _core, functional
+from . import _core, functional, nn, optim, reference
+from .clip import clip_grad_norm, clip_grad_value
+from .module import Module
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "__version__"]
+__all__ = [
+    "functional", "reference", "nn", "optim", "Module",
+    "clip_grad_norm", "clip_grad_value", "save", "load", "__version__",
+]

@@ -12,7 +12,7 @@ struct ForwardRow {
   index_t n;      // units in this block
   index_t H;      // gate stride of the standard layout
   const T* px;    // [G][n] block: input projection + input-side bias
-  const T* ph;    // [G][n] block: recurrent projection h W_hh^T (no bias)
+  T* ph;          // [G][n] block: recurrent projection h W_hh^T (no bias); scratch, overwritten
   const T* bh;    // [G][n] block: recurrent-side bias (GRU only), or nullptr
   const T* h;     // [n] state entering the step
   T* c;           // [n] LSTM cell state, updated in place
@@ -33,6 +33,7 @@ struct BackwardRow {
   T* dc;           // [n] in/out: LSTM dL/dc (leaving -> entering)
   T* dgh;          // [G][H] standard: dL/d(recurrent pre-activation)
   T* dgx;          // [G][H] standard: dL/d(input pre-activation); same as dgh except for GRU
+  T* tmp;          // [n] scratch
 };
 
 }  // namespace pyrnn

@@ -28,21 +28,24 @@ struct GruCell {
 
   static void forward(const ForwardRow<T>& r) {
     const index_t n = r.n;
+    T* a = r.ph;  // [r | z | n] in place
+    for (index_t k = 0; k < 2 * n; ++k) a[k] += r.px[k];
+    sigmoid_inplace(a, 2 * n);
+    const T *rg = a, *z = a + n;
+    T* nn = a + 2 * n;
     for (index_t k = 0; k < n; ++k) {
-      const T rg = sigmoid(r.px[k] + r.ph[k]);
-      const T z = sigmoid(r.px[n + k] + r.ph[n + k]);
-      const T hn = r.ph[2 * n + k] + (r.bh ? r.bh[2 * n + k] : T(0));
-      const T nn = tanh_(r.px[2 * n + k] + rg * hn);
-      const T h = (T(1) - z) * nn + z * r.h[k];
+      const T hn = nn[k] + (r.bh ? r.bh[2 * n + k] : T(0));
+      if (r.aux) r.aux[k] = hn;
+      nn[k] = r.px[2 * n + k] + rg[k] * hn;
+    }
+    tanh_inplace(nn, n);
+    for (index_t k = 0; k < n; ++k) {
+      const T h = (T(1) - z[k]) * nn[k] + z[k] * r.h[k];
       r.h_out[k] = h;
       r.y[k] = h;
-      if (r.gates) {
-        r.gates[k] = rg;
-        r.gates[r.H + k] = z;
-        r.gates[2 * r.H + k] = nn;
-        r.aux[k] = hn;
-      }
     }
+    if (r.gates)
+      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
   }
 
   static void backward(const BackwardRow<T>& r) {

@@ -21,41 +21,39 @@ struct LstmCell {
 
   static void forward(const ForwardRow<T>& r) {
     const index_t n = r.n;
+    T* a = r.ph;  // pre-activations, then activations, in place: [i | f | g | o]
+    for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
+    sigmoid_inplace(a, 2 * n);
+    tanh_inplace(a + 2 * n, n);
+    sigmoid_inplace(a + 3 * n, n);
+    const T *i = a, *f = a + n, *g = a + 2 * n, *o = a + 3 * n;
+    if (r.gates) {
+      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
+      std::copy_n(r.c, n, r.aux);
+    }
+    for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + i[k] * g[k];
+    std::copy_n(r.c, n, r.h_out);
+    tanh_inplace(r.h_out, n);
     for (index_t k = 0; k < n; ++k) {
-      const T i = sigmoid(r.px[k] + r.ph[k]);
-      const T f = sigmoid(r.px[n + k] + r.ph[n + k]);
-      const T g = tanh_(r.px[2 * n + k] + r.ph[2 * n + k]);
-      const T o = sigmoid(r.px[3 * n + k] + r.ph[3 * n + k]);
-      const T c_prev = r.c[k];
-      const T c = f * c_prev + i * g;
-      const T h = o * tanh_(c);
-      r.c[k] = c;
-      r.h_out[k] = h;
-      r.y[k] = h;
-      if (r.gates) {
-        r.gates[k] = i;
-        r.gates[r.H + k] = f;
-        r.gates[2 * r.H + k] = g;
-        r.gates[3 * r.H + k] = o;
-        r.aux[k] = c_prev;
-      }
+      r.h_out[k] *= o[k];
+      r.y[k] = r.h_out[k];
     }
   }
 
   static void backward(const BackwardRow<T>& r) {
-    const index_t H = r.H;
-    for (index_t k = 0; k < r.n; ++k) {
-      const T i = r.gates[k], f = r.gates[H + k], g = r.gates[2 * H + k],
-              o = r.gates[3 * H + k];
-      const T c_prev = r.aux[k];
-      const T tc = tanh_(f * c_prev + i * g);
+    const index_t H = r.H, n = r.n;
+    const T *i = r.gates, *f = r.gates + H, *g = r.gates + 2 * H, *o = r.gates + 3 * H;
+    T* tc = r.tmp;
+    for (index_t k = 0; k < n; ++k) tc[k] = f[k] * r.aux[k] + i[k] * g[k];
+    tanh_inplace(tc, n);
+    for (index_t k = 0; k < n; ++k) {
       const T dh = r.dh[k];
-      const T dc = r.dc[k] + dh * o * (T(1) - tc * tc);
-      r.dgh[k] = dc * g * i * (T(1) - i);
-      r.dgh[H + k] = dc * c_prev * f * (T(1) - f);
-      r.dgh[2 * H + k] = dc * i * (T(1) - g * g);
-      r.dgh[3 * H + k] = dh * tc * o * (T(1) - o);
-      r.dc[k] = dc * f;
+      const T dc = r.dc[k] + dh * o[k] * (T(1) - tc[k] * tc[k]);
+      r.dgh[k] = dc * g[k] * i[k] * (T(1) - i[k]);
+      r.dgh[H + k] = dc * r.aux[k] * f[k] * (T(1) - f[k]);
+      r.dgh[2 * H + k] = dc * i[k] * (T(1) - g[k] * g[k]);
+      r.dgh[3 * H + k] = dh * tc[k] * o[k] * (T(1) - o[k]);
+      r.dc[k] = dc * f[k];
       r.dh[k] = T(0);
     }
   }

@@ -178,6 +178,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   std::vector<T> dgx_own(Cell::separate_dgx ? size_t(TB * GH) : 0);
   T* dgx = Cell::separate_dgx ? dgx_own.data() : dgh.data();
   std::vector<T> dh(size_t(B * H)), dc(Cell::has_c ? size_t(B * H) : 0);
+  std::vector<T> tmp(static_cast<size_t>(H));  // pointwise scratch; each thread uses its own units
   std::vector<T> Xs(gather ? size_t(TB * I) : 0);
   std::vector<T> dXs(remap ? size_t(TB * I) : 0);
   const T* xsrc = gather ? Xs.data() : a.x;
@@ -217,7 +218,8 @@ void recurrent_backward(const BackwardArgs<T>& a) {
                                  dh_row,
                                  Cell::has_c ? dc.data() + b * H + j0 : nullptr,
                                  dgh.data() + g_off,
-                                 dgx + g_off};
+                                 dgx + g_off,
+                                 tmp.data() + j0};
         Cell::backward(row);
       }
       barrier();  // the recurrent GEMM reads every thread's gate gradients of step s

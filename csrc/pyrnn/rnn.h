@@ -18,13 +18,15 @@ struct RnnCell {
   }
 
   static void forward(const ForwardRow<T>& r) {
-    for (index_t k = 0; k < r.n; ++k) {
-      const T pre = r.px[k] + r.ph[k];
-      const T h = Relu ? relu(pre) : tanh_(pre);
-      r.h_out[k] = h;
-      r.y[k] = h;
-      if (r.gates) r.gates[k] = h;
-    }
+    T* a = r.ph;
+    for (index_t k = 0; k < r.n; ++k) a[k] += r.px[k];
+    if (Relu)
+      relu_inplace(a, r.n);
+    else
+      tanh_inplace(a, r.n);
+    std::copy_n(a, r.n, r.h_out);
+    std::copy_n(a, r.n, r.y);
+    if (r.gates) std::copy_n(a, r.n, r.gates);
   }
 
   static void backward(const BackwardRow<T>& r) {

@@ -1,0 +1,218 @@
+"""NumPy layers with hand-written backward passes, and the softmax cross-entropy loss.
+
+Each layer caches what its ``backward`` needs during ``forward``; ``backward(dy)``
+accumulates parameter gradients into ``layer.grads`` and returns the input gradient.
+Initialisation follows PyTorch's defaults.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .module import IncompatibleKeys, Module, StateDictError
+
+__all__ = [
+    "Module",
+    "StateDictError",
+    "IncompatibleKeys",
+    "Linear",
+    "Embedding",
+    "softmax",
+    "log_softmax",
+    "softmax_cross_entropy",
+]
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating type, got {dtype}")
+    return dtype
+
+
+def _check_size(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """View ``a[..., n]`` as a 2-D ``[rows, n]`` array (also when n or rows is 0)."""
+    return a.reshape(int(np.prod(a.shape[:-1], dtype=np.int64)), a.shape[-1])
+
+
+def _as_index_array(name: str, indices) -> np.ndarray:
+    """Integer array from ``indices``; booleans, floats and other kinds raise TypeError."""
+    array = np.asarray(indices)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got dtype {array.dtype}")
+    return array
+
+
+class Linear(Module):
+    """``y = x W^T + b`` on inputs ``[..., in_features]``; weight ``[out, in]``, bias ``[out]``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 dtype=np.float32, seed=None) -> None:
+        super().__init__()
+        self.in_features = _check_size("in_features", in_features)
+        self.out_features = _check_size("out_features", out_features)
+        self.dtype = _float_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(in_features) if in_features > 0 else 0.0
+        shapes = {"weight": (out_features, in_features)}
+        if bias:
+            shapes["bias"] = (out_features,)
+        for name, shape in shapes.items():
+            self.add_param(name, rng.uniform(-bound, bound, size=shape).astype(self.dtype))
+        self._x: Optional[np.ndarray] = None
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.params["weight"]
+
+    @property
+    def bias(self) -> Optional[np.ndarray]:
+        return self.params.get("bias")
+
+    def forward(self, x) -> np.ndarray:
+        """Apply the layer to ``x[..., in_features]`` (cast to the layer dtype)."""
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"x: expected shape [..., {self.in_features}], got {list(x.shape)}"
+            )
+        self._x = x
+        y = x @ self.weight.T
+        if self.bias is not None:
+            y += self.bias
+        return y
+
+    def backward(self, dy) -> np.ndarray:
+        """Accumulate ``dW``/``db`` from ``dy[..., out_features]``; return ``dx``."""
+        if self._x is None:
+            raise RuntimeError("Linear.backward called before forward")
+        dy = np.asarray(dy, dtype=self.dtype)
+        expected = self._x.shape[:-1] + (self.out_features,)
+        if dy.shape != expected:
+            raise ValueError(f"dy: expected shape {list(expected)}, got {list(dy.shape)}")
+        dy2d = _rows(dy)
+        self.grads["weight"] += dy2d.T @ _rows(self._x)
+        if self.bias is not None:
+            self.grads["bias"] += dy2d.sum(axis=0)
+        return dy @ self.weight
+
+
+class Embedding(Module):
+    """Lookup table ``weight[num_embeddings, embedding_dim]`` initialised N(0, 1)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int,
+                 dtype=np.float32, seed=None) -> None:
+        super().__init__()
+        self.num_embeddings = _check_size("num_embeddings", num_embeddings)
+        self.embedding_dim = _check_size("embedding_dim", embedding_dim)
+        self.dtype = _float_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        weight = rng.standard_normal((num_embeddings, embedding_dim)).astype(self.dtype)
+        self.add_param("weight", weight)
+        self._indices: Optional[np.ndarray] = None
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.params["weight"]
+
+    def forward(self, indices) -> np.ndarray:
+        """Rows of ``weight`` for integer ``indices`` of any shape -> ``[*shape, dim]``."""
+        indices = _as_index_array("indices", indices)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_embeddings):
+            raise IndexError(
+                f"indices must lie in [0, {self.num_embeddings}), "
+                f"got values in [{indices.min()}, {indices.max()}]"
+            )
+        self._indices = indices
+        return self.weight[indices]
+
+    def backward(self, dy) -> None:
+        """Scatter-add ``dy[*shape, dim]`` into ``grads['weight']`` (repeats accumulate)."""
+        if self._indices is None:
+            raise RuntimeError("Embedding.backward called before forward")
+        dy = np.asarray(dy, dtype=self.dtype)
+        expected = self._indices.shape + (self.embedding_dim,)
+        if dy.shape != expected:
+            raise ValueError(f"dy: expected shape {list(expected)}, got {list(dy.shape)}")
+        np.add.at(self.grads["weight"], self._indices.ravel(), _rows(dy))
+
+
+def _as_float(x) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+
+def log_softmax(x, axis: int = -1) -> np.ndarray:
+    """Numerically stable ``log(softmax(x))`` along ``axis``."""
+    x = _as_float(x)
+    shift = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    shift = np.where(np.isfinite(shift), shift, 0).astype(x.dtype)
+    shifted = x - shift
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax(x, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax along ``axis``."""
+    return np.exp(log_softmax(x, axis=axis))
+
+
+def _counted_positions(targets: np.ndarray, ignore_index, mask) -> np.ndarray:
+    """Boolean array: positions that enter the loss (mask true, target not ignored)."""
+    counted = np.ones(targets.shape, dtype=bool)
+    if mask is not None:
+        mask = np.asarray(mask)
+        try:
+            counted &= np.broadcast_to(mask.astype(bool), targets.shape)
+        except ValueError:
+            raise ValueError(
+                f"mask: expected a shape broadcastable to targets' {list(targets.shape)}, "
+                f"got {list(mask.shape)}"
+            ) from None
+    if ignore_index is not None:
+        counted &= targets != ignore_index
+    return counted
+
+
+def softmax_cross_entropy(logits, targets, *, ignore_index: Optional[int] = None,
+                          mask=None, reduction: str = "mean") -> Tuple[float, np.ndarray]:
+    """Cross-entropy of ``logits[..., C]`` against integer ``targets[...]``.
+
+    Returns ``(loss, dlogits)`` with ``dlogits`` the gradient of ``loss``. Positions where
+    ``targets == ignore_index`` or ``mask`` is false are excluded and get zero gradient.
+    ``reduction="mean"`` averages over counted positions (0.0 when there are none),
+    ``"sum"`` adds them up.
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    logits = _as_float(logits)
+    targets = _as_index_array("targets", targets)
+    if logits.ndim == 0 or targets.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"targets: expected shape {list(logits.shape[:-1])} (logits' leading dims), "
+            f"got {list(targets.shape)}"
+        )
+    num_classes = logits.shape[-1]
+    counted = _counted_positions(targets, ignore_index, mask)
+    bad = counted & ((targets < 0) | (targets >= num_classes))
+    if bad.any():
+        raise IndexError(
+            f"targets must lie in [0, {num_classes}) at counted positions, got {targets[bad][0]}"
+        )
+    safe_targets = np.where(counted, targets, 0)[..., None]
+    logp = log_softmax(logits)
+    per_position = -np.take_along_axis(logp, safe_targets, axis=-1)[..., 0]
+    divisor = max(int(counted.sum()), 1) if reduction == "mean" else 1
+    loss = float(np.sum(per_position, where=counted, dtype=np.float64) / divisor)
+    dlogits = np.exp(logp)
+    np.put_along_axis(dlogits, safe_targets,
+                      np.take_along_axis(dlogits, safe_targets, axis=-1) - 1, axis=-1)
+    if divisor != 1:
+        dlogits /= divisor
+    return loss, np.where(counted[..., None], dlogits, logits.dtype.type(0))

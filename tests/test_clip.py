@@ -1,0 +1,120 @@
+"""pyrnn.clip against torch.nn.utils.clip_grad_norm_ / clip_grad_value_."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pyrnn.clip import clip_grad_norm, clip_grad_value
+
+SHAPES = [(4, 3), (3,), (), (2, 0), (5, 2, 2)]
+
+
+def _grads(dtype, scale=1.0, seed=0, shapes=SHAPES):
+    rng = np.random.default_rng(seed)
+    return {f"g{i}": np.array(scale * rng.standard_normal(shape), dtype=dtype)
+            for i, shape in enumerate(shapes)}
+
+
+def _torch_params(grads):
+    params = []
+    for g in grads.values():
+        p = torch.zeros(g.shape, dtype=torch.from_numpy(g).dtype, requires_grad=True)
+        p.grad = torch.from_numpy(g.copy())
+        params.append(p)
+    return params
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.5, 0.5, math.inf, -math.inf, 0.0])
+@pytest.mark.parametrize("max_norm", [0.1, 1.0, 1e6])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_clip_grad_norm_matches_torch(norm_type, max_norm, dtype):
+    # torch refuses +-inf norms of empty tensors; pyrnn allows them (tested below)
+    shapes = [s for s in SHAPES if 0 not in s] if math.isinf(norm_type) else SHAPES
+    grads = _grads(dtype, shapes=shapes)
+    params = _torch_params(grads)
+    ref_total = torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type).item()
+    total = clip_grad_norm(grads, max_norm, norm_type=norm_type)
+    tol = dict(rtol=1e-12, atol=0) if dtype == np.float64 else dict(rtol=2e-6, atol=1e-7)
+    assert isinstance(total, float)
+    np.testing.assert_allclose(total, ref_total, **tol)
+    for g, p in zip(grads.values(), params):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, p.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("norm_type", [math.inf, -math.inf])
+def test_clip_grad_norm_inf_norms_ignore_empty_grads(norm_type):
+    grads = _grads(np.float64, scale=3.0)
+    total = clip_grad_norm(grads, 1.0, norm_type=norm_type)
+    nonempty = {k: v for k, v in _grads(np.float64, scale=3.0).items() if v.size}
+    params = _torch_params(nonempty)
+    assert total == torch.nn.utils.clip_grad_norm_(params, 1.0, norm_type=norm_type).item()
+    for p in params:
+        assert any(np.array_equal(g, p.grad.numpy()) for g in grads.values())
+    assert clip_grad_norm([np.zeros((0, 3))], 1.0, norm_type=math.inf) == 0.0
+
+
+def test_clip_grad_norm_clips_to_max_norm_and_leaves_small_grads_alone():
+    grads = _grads(np.float64, scale=10.0)
+    total = clip_grad_norm(grads, 1.0)
+    new_total = math.sqrt(sum(float((g ** 2).sum()) for g in grads.values()))
+    assert total > 10 and abs(new_total - 1.0) < 1e-5
+    small = _grads(np.float64, scale=1e-3)
+    before = {k: v.copy() for k, v in small.items()}
+    clip_grad_norm(small, 1.0)
+    for k in small:
+        np.testing.assert_array_equal(small[k], before[k])
+
+
+def test_clip_grad_norm_accepts_list_single_array_and_none():
+    grads = _grads(np.float64, scale=5.0)
+    as_list = [g.copy() for g in grads.values()] + [None]
+    total_dict = clip_grad_norm(grads, 0.5)
+    total_list = clip_grad_norm(as_list, 0.5)
+    assert total_dict == total_list
+    for a, b in zip(grads.values(), as_list):
+        np.testing.assert_array_equal(a, b)
+    single = np.array([3.0, 4.0])
+    assert clip_grad_norm(single, 1.0) == 5.0
+    ref = torch.tensor([3.0, 4.0], dtype=torch.float64, requires_grad=True)
+    ref.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    torch.nn.utils.clip_grad_norm_(ref, 1.0)
+    np.testing.assert_allclose(single, ref.grad.numpy(), rtol=1e-15)
+    assert clip_grad_norm({}, 1.0) == 0.0 and clip_grad_norm([None], 1.0) == 0.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_clip_grad_norm_nonfinite(bad):
+    grads = _grads(np.float64)
+    grads["g0"][1, 1] = bad
+    before = {k: v.copy() for k, v in grads.items()}
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clip_grad_norm(grads, 1.0, error_if_nonfinite=True)
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], before[k])
+    params = _torch_params(grads)
+    ref_total = torch.nn.utils.clip_grad_norm_(params, 1.0).item()
+    total = clip_grad_norm(grads, 1.0)
+    np.testing.assert_equal(total, ref_total)
+    for g, p in zip(grads.values(), params):
+        np.testing.assert_array_equal(g, p.grad.numpy())  # NaN where torch has NaN
+
+
+def test_clip_grad_norm_rejects_non_arrays():
+    with pytest.raises(TypeError, match="floating-point NumPy arrays"):
+        clip_grad_norm([[1.0, 2.0]], 1.0)
+    with pytest.raises(TypeError, match="floating-point NumPy arrays"):
+        clip_grad_norm({"a": np.array([1, 2])}, 1.0)
+
+
+@pytest.mark.parametrize("clip_value", [0.0, 0.3, 2.0])
+def test_clip_grad_value_matches_torch(clip_value):
+    grads = _grads(np.float32, scale=2.0)
+    grads["g0"][0, 0] = np.nan
+    params = _torch_params(grads)
+    torch.nn.utils.clip_grad_value_(params, clip_value)
+    assert clip_grad_value(grads, clip_value) is None
+    for g, p in zip(grads.values(), params):
+        np.testing.assert_array_equal(g, p.grad.numpy())
+        assert np.nanmax(np.abs(g), initial=0) <= clip_value
