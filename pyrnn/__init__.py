@@ -1,6 +1,7 @@
 """pyrnn: fused LSTM, GRU and Elman-RNN kernels (C++/OpenMP) with backpropagation through
 time, used from NumPy."""
 from . import _core, functional, nn, optim, reference
+from ._config import show_config
 from .clip import clip_grad_norm, clip_grad_value
 from .module import Module
 from .serialization import load, save
@@ -9,5 +10,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "functional", "reference", "nn", "optim", "Module",
-    "clip_grad_norm", "clip_grad_value", "save", "load", "__version__",
+    "clip_grad_norm", "clip_grad_value", "save", "load", "show_config", "__version__",
 ]
