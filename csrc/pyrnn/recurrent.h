@@ -16,10 +16,14 @@
 #include "cell_rows.h"
 #include "common.h"
 #include "gemm.h"
+#include "packed_gemm.h"
 #include "parallel.h"
 
 namespace pyrnn {
 namespace detail {
+
+template <typename T>
+using AlignedVector = std::vector<T, Eigen::aligned_allocator<T>>;
 
 constexpr index_t kChunkRows = 1024;  // input-projection rows per chunk
 constexpr index_t kUnitAlign = 8;     // thread unit blocks start on multiples of this
@@ -74,6 +78,10 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   std::vector<T> Gh(size_t(B * GH));      // [B, GH] block layout per thread
   std::vector<T> hbuf(size_t(2 * B * H)), cbuf(Cell::has_c ? size_t(B * H) : 0);
   std::vector<T> Xs(gather ? size_t(Tc * B * I) : 0);  // [Tc*B, I] chunk in step order
+  using PW = PackedWeights<T>;
+  const index_t depth_blocks = PW::depth_blocks(H);
+  AlignedVector<T> whh_gebp(size_t(packed_buffer_size(GH, H, nt, depth_blocks, PW::kAlign)));
+  AlignedVector<T> step_work(size_t(nt * PW::scratch(B, H)));
 
   parallel_region(nt, [&](int tid, int nthreads) {
     const Range u = split_range(H, nthreads, tid, kUnitAlign);
@@ -87,6 +95,11 @@ void recurrent_forward(const ForwardArgs<T>& a) {
       whh = whh_pk.data();
     }
     pack_gate_rows(bias_x.data(), 1, H, G, u, bx_pk.data() + col0);
+    PW rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
+    rec.template pack<Eigen::RowMajor>(
+        whh_gebp.data() + packed_offset(col0, H, tid, depth_blocks, PW::kAlign),
+        whh + col0 * H, H, gn, H);
+    T* work = step_work.data() + tid * PW::scratch(B, H);
     const T* bh = nullptr;
     if (Cell::recurrent_bias) {
       pack_gate_rows(bias_h.data(), 1, H, G, u, bh_pk.data() + col0);
@@ -129,7 +142,8 @@ void recurrent_forward(const ForwardArgs<T>& a) {
           for (index_t k = 0; k < gn; ++k) p[k] += bx_pk[col0 + k];
         }
       }
-      gemm_nt(B, gn, H, h_cur, H, whh + col0 * H, H, Gh.data() + col0, GH, false);
+      for (index_t b = 0; b < B; ++b) std::fill_n(Gh.data() + b * GH + col0, gn, T(0));
+      rec.multiply_add(B, h_cur, H, Gh.data() + col0, GH, work);
       for (index_t b = 0; b < B; ++b) {
         const index_t len = row_length(a.lengths, b, T_);
         const T* h_row = h_cur + b * H + j0;
@@ -182,11 +196,20 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   std::vector<T> Xs(gather ? size_t(TB * I) : 0);
   std::vector<T> dXs(remap ? size_t(TB * I) : 0);
   const T* xsrc = gather ? Xs.data() : a.x;
+  using PW = PackedWeights<T>;
+  const index_t depth_blocks = PW::depth_blocks(GH);
+  AlignedVector<T> whh_gebp(size_t(packed_buffer_size(H, GH, nt, depth_blocks, PW::kAlign)));
+  AlignedVector<T> step_work(size_t(nt * PW::scratch(B, GH)));
   T* dxdst = remap ? dXs.data() : a.dx;
 
   parallel_region(nt, [&](int tid, int nthreads) {
     const Range u = split_range(H, nthreads, tid, kUnitAlign);
     const index_t j0 = u.begin, n = u.size();
+    PW rec;  // w_hh[:, own units]^T, packed once for the per-step GEMM
+    rec.template pack<Eigen::ColMajor>(
+        whh_gebp.data() + packed_offset(j0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + j0, H,
+        n, GH);
+    T* work = step_work.data() + tid * PW::scratch(B, GH);
     for (index_t b = 0; b < B; ++b)
       for (index_t k = j0; k < j0 + n; ++k) {
         dh[b * H + k] = a.dh_n ? a.dh_n[b * H + k] : T(0);
@@ -223,7 +246,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
         Cell::backward(row);
       }
       barrier();  // the recurrent GEMM reads every thread's gate gradients of step s
-      gemm_nn(B, n, GH, dgh.data() + s * B * GH, GH, a.w_hh + j0, H, dh.data() + j0, H, true);
+      rec.multiply_add(B, dgh.data() + s * B * GH, GH, dh.data() + j0, H, work);
     }
     for (index_t b = 0; b < B; ++b) {
       std::copy_n(dh.data() + b * H + j0, n, a.dh0 + b * H + j0);

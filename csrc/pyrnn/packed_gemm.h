@@ -1,0 +1,89 @@
+// The recurrent GEMM of every step multiplies by the same weight matrix. Plain Eigen products
+// re-pack that matrix into GEBP panels on every call; here it is packed once per kernel call
+// with Eigen's own packing routine and each step only packs the small per-step operand before
+// calling Eigen's GEBP micro-kernel.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+
+#include "common.h"
+
+namespace pyrnn {
+
+inline index_t round_up(index_t v, index_t m) { return (v + m - 1) / m * m; }
+
+template <typename T>
+struct PackedWeights {
+  using Traits = Eigen::internal::gebp_traits<T, T>;
+  static constexpr index_t kDepthBlock = 256;  // K per panel: the per-step operand stays in L1/L2
+  static constexpr index_t kAlign = 16;        // elements; packed blocks start 64-byte aligned
+
+  static index_t depth_blocks(index_t K) { return (K + kDepthBlock - 1) / kDepthBlock; }
+
+  // Upper bound on the packed size of an N x K matrix, padding included.
+  static index_t storage(index_t N, index_t K) {
+    return N * K + (depth_blocks(K) + 1) * kAlign;
+  }
+
+  // Per-step scratch for an M x K operand.
+  static index_t scratch(index_t M, index_t K) {
+    return round_up(std::min(kDepthBlock, K) * M, kAlign) + kAlign;
+  }
+
+  T* data = nullptr;  // packed panels (aligned, caller-owned)
+  index_t N = 0, K = 0;
+
+  // Pack W (N x K): element (n, k) at W[n*ld + k] (RowMajor) or W[n + k*ld] (ColMajor).
+  template <int Order>
+  void pack(T* dst, const T* W, index_t ld, index_t n_rows, index_t depth) {
+    using Mapper = Eigen::internal::const_blas_data_mapper<T, index_t, Order>;
+    Eigen::internal::gemm_pack_lhs<T, index_t, Mapper, Traits::mr, Traits::LhsProgress,
+                                   typename Traits::LhsPacket4Packing, Order>
+        pack_lhs;
+    data = dst;
+    N = n_rows;
+    K = depth;
+    if (N == 0) return;
+    const Mapper w(W, ld);
+    T* out = dst;
+    for (index_t k = 0; k < K; k += kDepthBlock) {
+      const index_t kc = std::min(kDepthBlock, K - k);
+      pack_lhs(out, w.getSubMapper(0, k), kc, N);
+      out += round_up(N * kc, kAlign);
+    }
+  }
+
+  // C[M, N] (row-major, ldc) += X[M, K] (row-major, ldx) * W^T; `work` has scratch(M, K) elements.
+  void multiply_add(index_t M, const T* X, index_t ldx, T* C, index_t ldc, T* work) const {
+    if (N == 0 || M == 0 || K == 0) return;
+    using RhsMapper = Eigen::internal::const_blas_data_mapper<T, index_t, Eigen::ColMajor>;
+    using ResMapper = Eigen::internal::blas_data_mapper<T, index_t, Eigen::ColMajor>;
+    Eigen::internal::gemm_pack_rhs<T, index_t, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
+    Eigen::internal::gebp_kernel<T, T, index_t, ResMapper, Traits::mr, Traits::nr, false, false>
+        gebp;
+    const RhsMapper x(X, ldx);  // X^T as a K x M column-major matrix
+    const ResMapper c(C, ldc);  // C^T as an N x M column-major matrix
+    const T* a = data;
+    for (index_t k = 0; k < K; k += kDepthBlock) {
+      const index_t kc = std::min(kDepthBlock, K - k);
+      pack_rhs(work, x.getSubMapper(k, 0), kc, M);
+      gebp(c, a, work, N, kc, M, T(1));
+      a += round_up(N * kc, kAlign);
+    }
+  }
+};
+
+// Where thread `tid`, owning rows starting at `first_row`, keeps its packed panels inside one
+// buffer of packed_buffer_size() elements shared by all threads.
+inline index_t packed_offset(index_t first_row, index_t K, int tid, index_t depth_blocks,
+                             index_t align) {
+  return round_up(first_row * K + index_t(tid) * (depth_blocks + 1) * align, align);
+}
+
+inline index_t packed_buffer_size(index_t rows, index_t K, int threads, index_t depth_blocks,
+                                  index_t align) {
+  return rows * K + index_t(threads + 1) * (depth_blocks + 1) * align + align;
+}
+
+}  // namespace pyrnn
