@@ -1,6 +1,9 @@
-// Activations over contiguous runs of values, vectorised through Eigen's packet math
-// (float: SIMD exp/logistic/tanh; double falls back to accurate scalar code where Eigen has
-// no packet version). The cells apply them to whole gate blocks in place.
+// Activations over contiguous runs of values, vectorised through Eigen's packet math.
+//
+// Values go through an aligned, fixed-size block padded with zeros, so every element takes the
+// same packet code path whatever its address or position: results are bitwise reproducible
+// from call to call and independent of how units are split among threads (Eigen's scalar and
+// packet versions of exp differ in the last bit, and plain Maps peel unaligned heads).
 #pragma once
 
 #include <Eigen/Core>
@@ -9,26 +12,39 @@
 #include "common.h"
 
 namespace pyrnn {
+namespace detail {
 
-template <typename T>
-using ArrayMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+constexpr index_t kActivationBlock = 64;  // a multiple of every packet size
+
+template <typename T, class Op>
+inline void apply_blocked(T* v /*[n]*/, index_t n, Op op) {
+  using Block = Eigen::Array<T, kActivationBlock, 1>;
+  alignas(64) T buf[kActivationBlock];
+  Eigen::Map<Block, Eigen::Aligned64> a(buf);
+  for (index_t s = 0; s < n; s += kActivationBlock) {
+    const index_t m = std::min(kActivationBlock, n - s);
+    std::copy_n(v + s, m, buf);
+    std::fill(buf + m, buf + kActivationBlock, T(0));
+    op(a);
+    std::copy_n(buf, m, v + s);
+  }
+}
+
+}  // namespace detail
 
 template <typename T>
 inline void sigmoid_inplace(T* v /*[n]*/, index_t n) {
-  ArrayMap<T> a(v, n);
-  a = a.logistic();
+  detail::apply_blocked(v, n, [](auto& a) { a = a.logistic(); });
 }
 
 template <typename T>
 inline void tanh_inplace(T* v /*[n]*/, index_t n) {
-  ArrayMap<T> a(v, n);
-  a = a.tanh();
+  detail::apply_blocked(v, n, [](auto& a) { a = a.tanh(); });
 }
 
 template <typename T>
 inline void relu_inplace(T* v /*[n]*/, index_t n) {
-  ArrayMap<T> a(v, n);
-  a = a.max(T(0));
+  for (index_t k = 0; k < n; ++k) v[k] = v[k] < T(0) ? T(0) : v[k];  // NaN stays NaN
 }
 
 }  // namespace pyrnn

@@ -1,0 +1,1 @@
+"""Small runnable examples of training with pyrnn (``python -m pyrnn.examples.<name>``)."""

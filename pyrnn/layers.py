@@ -1,0 +1,397 @@
+"""Recurrent layers ``LSTM``, ``GRU`` and ``RNN`` built on the fused kernels of
+:mod:`pyrnn.functional`, with the constructor, parameter names and shapes of ``torch.nn``.
+
+Stacking (``num_layers``), bidirectional layers and inverted dropout between layers are done
+here in thin Python; every recurrence runs in one kernel call per layer and direction.
+There is no autograd: ``y, state = layer(x)`` followed by ``dx = layer.backward(dy, dstate)``,
+which accumulates parameter gradients into ``layer.grads`` (clear them with ``zero_grad``)
+and leaves the gradient of the initial state in ``layer.state_grad``.
+
+Shapes (DESIGN.md legend): ``x [T, B, I]`` (``[B, T, I]`` with ``batch_first``),
+``y [T, B, D*H]`` (``[B, T, D*H]``), every state ``[L*D, B, H]`` in PyTorch's order
+(layer-major, forward direction before reverse), whatever ``batch_first`` says.
+
+The two directions of a bidirectional layer run concurrently in two Python threads (the
+kernels release the GIL), each with half of ``num_threads``; with one thread they run one
+after the other.
+"""
+from __future__ import annotations
+
+import atexit
+import numbers
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+import numpy as np
+
+from . import _core
+from . import _validate as v
+from . import functional as F
+from .module import Module
+
+__all__ = ["LSTM", "GRU", "RNN"]
+
+_executor: Optional[ThreadPoolExecutor] = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """A private pool that runs the reverse direction while the caller runs the forward one.
+
+    Only this module submits to it and its tasks never submit again, so it cannot deadlock;
+    several layers used from several user threads at once only queue here.
+    """
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pyrnn-direction")
+        atexit.register(_executor.shutdown, wait=False)
+    return _executor
+
+
+def _run_directions(fns):
+    """Call each zero-argument function in ``fns``; concurrently when there are two."""
+    if len(fns) == 1:
+        return [fns[0]()]
+    future = _pool().submit(fns[1])
+    try:
+        first = fns[0]()
+    finally:
+        second = future.result()  # always wait, so no kernel outlives this call
+    return [first, second]
+
+
+def _positive_int(name, value, minimum=1) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _shape(shape) -> str:
+    return v.shape_str(shape)
+
+
+class _RNNBase(Module):
+    """Stacked, optionally bidirectional recurrent layer over one cell type.
+
+    Subclasses set ``_gates`` (G), ``_has_cell`` (LSTM's c) and implement ``_cell_forward``
+    and ``_cell_backward`` in terms of :mod:`pyrnn.functional`.
+    """
+
+    _gates = 1
+    _has_cell = False
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype=np.float32, seed=None, *, num_threads: Optional[int] = None) -> None:
+        super().__init__()
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if self.bidirectional else 1
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
+                or not 0.0 <= float(dropout) <= 1.0:
+            raise ValueError(f"dropout: expected a number in [0, 1], got {dropout!r}")
+        self.dropout = float(dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(
+                f"dropout={self.dropout} has no effect with num_layers=1: dropout is applied "
+                "between stacked layers only", UserWarning, stacklevel=2)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in v.FLOAT_DTYPES:
+            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        if num_threads is not None:
+            v.thread_count(num_threads, 1)  # validates
+        self.num_threads = num_threads
+        self.seed = seed
+        # Initialisation as torch.nn.RNNBase.reset_parameters: every parameter U(-k, k),
+        # k = 1/sqrt(hidden_size), in PyTorch's parameter order. The same generator then
+        # draws the dropout masks, so a seed fixes both.
+        self.rng = np.random.default_rng(seed)
+        G, H = self._gates, self.hidden_size
+        k = 1.0 / np.sqrt(H)
+        for layer in range(self.num_layers):
+            layer_in = self.input_size if layer == 0 else self.num_directions * H
+            for d in range(self.num_directions):
+                shapes = [("weight_ih", (G * H, layer_in)), ("weight_hh", (G * H, H))]
+                if self.bias:
+                    shapes += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+                for kind, shape in shapes:
+                    value = self.rng.uniform(-k, k, size=shape).astype(self.dtype)
+                    self.add_param(self._name(kind, layer, d), value)
+        self._tape = None        # what backward needs: caches, dropout masks, shapes
+        self._tape_state = "none"  # "none" | "ready" | "eval" | "consumed"
+        self.state_grad = None   # gradient of the initial state after backward
+
+    # ------------------------------------------------------------------ cell interface
+    def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training,
+                      num_threads):
+        """-> y, h_n, c_n (None unless LSTM), cache."""
+        raise NotImplementedError
+
+    def _cell_backward(self, cache, dy, dh_n, dc_n):
+        """-> dx, dh0, dc0 (None unless LSTM), dparams {w_ih, w_hh[, b_ih, b_hh]}."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _name(kind: str, layer: int, direction: int) -> str:
+        return f"{kind}_l{layer}" + ("_reverse" if direction == 1 else "")
+
+    def _layer_params(self, layer, d):
+        p = self.params
+        names = [self._name(k, layer, d) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        return (p[names[0]], p[names[1]],
+                p[names[2]] if self.bias else None, p[names[3]] if self.bias else None)
+
+    def _thread_split(self):
+        """Threads per kernel call: all of them, or split between two concurrent directions."""
+        n = v.thread_count(self.num_threads, _core.max_threads())
+        if self.num_directions == 2 and n > 1:
+            return [n - n // 2, n // 2]
+        return [n] * self.num_directions
+
+    def _state_names(self):
+        return ("h", "c") if self._has_cell else ("h",)
+
+    def _check_state_array(self, name, value, B):
+        if value is None:
+            return None
+        arr = np.asarray(value)
+        if arr.dtype != self.dtype:
+            raise TypeError(f"{name}: expected dtype {self.dtype} (the layer's dtype), got {arr.dtype}")
+        expected = (self.num_layers * self.num_directions, B, self.hidden_size)
+        if arr.shape != expected:
+            raise ValueError(f"{name}: expected shape {_shape(expected)} = (num_layers*num_directions, "
+                             f"B, hidden_size), got {_shape(arr.shape)}")
+        return np.ascontiguousarray(arr)
+
+    def _split_state(self, state, what, B):
+        """``state`` as a tuple of per-kind arrays (h[, c]), each [L*D, B, H] or None."""
+        names = [f"{what}[{i}] ({n}{'_n' if what == 'dstate' else '0'})"
+                 for i, n in enumerate(self._state_names())]
+        if state is None:
+            return (None,) * len(names)
+        if self._has_cell:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"{what}: expected a tuple (h, c) of arrays [L*D, B, H] or None, "
+                                f"got {type(state).__name__}")
+            return tuple(self._check_state_array(n, s, B) for n, s in zip(names, state))
+        if isinstance(state, (tuple, list)):
+            raise TypeError(f"{what}: expected one array h [L*D, B, H] (no cell state for "
+                            f"{type(self).__name__}), got a {type(state).__name__}")
+        return (self._check_state_array(what, state, B),)
+
+    def _pack_state(self, arrays):
+        return tuple(arrays) if self._has_cell else arrays[0]
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x, state=None, lengths=None):
+        """Run the layer: returns ``y, state`` (``state = (h_n, c_n)`` for LSTM, ``h_n`` else).
+
+        ``lengths`` (one int per batch row, 0 <= length <= T) gives a variable-length batch as
+        a PyTorch packed sequence: outputs past a row's length are zero, its final state is the
+        state after its last valid step, and the reverse direction starts at that step.
+        """
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.dtype != self.dtype:
+            raise TypeError(f"x: expected dtype {self.dtype} (the layer's dtype), got {x.dtype}")
+        if x.ndim != 3:
+            layout = "[B, T, input_size]" if self.batch_first else "[T, B, input_size]"
+            raise ValueError(f"x: expected 3 dimensions {layout}, got shape {_shape(x.shape)}")
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x: expected input_size {self.input_size} in the last dimension, "
+                             f"got {x.shape[2]} (shape {_shape(x.shape)})")
+        xt = np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first else x)
+        T, B, _ = xt.shape
+        self._tape, self._tape_state = None, "none"  # a failed forward leaves nothing to reuse
+        states0 = self._split_state(state, "state", B)
+        lens = v.lengths_array(lengths, B, T)
+        training = self.training
+        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        threads = self._thread_split()
+        finals = [np.empty((L * D, B, H), self.dtype) for _ in states0]
+        caches, masks = [], []
+        inp = xt
+        for layer in range(L):
+            if layer > 0 and training and self.dropout > 0:
+                mask = self._dropout_mask(inp.shape)
+                inp = inp * mask
+                masks.append(mask)
+            else:
+                masks.append(None)
+
+            def run(d, inp=inp, layer=layer):
+                init = [s[layer * D + d] if s is not None else None for s in states0]
+                h0 = init[0]
+                c0 = init[1] if self._has_cell else None
+                return self._cell_forward(inp, *self._layer_params(layer, d), h0, c0, d == 1, lens,
+                                          training, threads[d])
+
+            outs = _run_directions([lambda d=d: run(d) for d in range(D)])
+            for d, (_, h_n, c_n, _) in enumerate(outs):
+                finals[0][layer * D + d] = h_n
+                if self._has_cell:
+                    finals[1][layer * D + d] = c_n
+            caches.append([o[3] for o in outs])
+            inp = outs[0][0] if D == 1 else np.concatenate([o[0] for o in outs], axis=2)
+        if training:
+            self._tape = {"caches": caches, "masks": masks, "shape": (T, B)}
+            self._tape_state = "ready"
+        else:
+            self._tape = None
+            self._tape_state = "eval"
+        y = inp.transpose(1, 0, 2) if self.batch_first else inp
+        return y, self._pack_state(finals)
+
+    def _dropout_mask(self, shape):
+        keep = 1.0 - self.dropout
+        if keep == 0.0:
+            return np.zeros(shape, self.dtype)
+        mask = (self.rng.random(shape) < keep).astype(self.dtype)
+        mask *= self.dtype.type(1.0 / keep)
+        return mask
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, dy, dstate=None):
+        """Backpropagation through time for the last (training-mode) forward.
+
+        ``dy`` is the gradient of the output (shaped like y, or None for zeros), ``dstate`` that
+        of the final state (shaped like the state; it and its elements may be None).
+        Accumulates parameter gradients into ``self.grads``, sets ``self.state_grad`` (the
+        gradient of the initial state, shaped like the state) and returns ``dx``, shaped like x.
+        """
+        if self._tape_state != "ready":
+            why = {
+                "none": "no forward has run",
+                "eval": "the last forward ran in eval mode, which keeps no activations; call "
+                        "layer.train() and run the forward again",
+                "consumed": "backward already ran for the last forward; run the forward again "
+                            "before another backward",
+            }[self._tape_state]
+            raise RuntimeError(f"{type(self).__name__}.backward: {why}")
+        T, B = self._tape["shape"]
+        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        if dy is not None:
+            dy = np.asarray(dy)
+            if dy.dtype != self.dtype:
+                raise TypeError(f"dy: expected dtype {self.dtype} (the layer's dtype), got {dy.dtype}")
+            expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
+            if dy.shape != expected:
+                raise ValueError(f"dy: expected shape {_shape(expected)} (like y), got {_shape(dy.shape)}")
+            if self.batch_first:
+                dy = dy.transpose(1, 0, 2)
+        dfinal = self._split_state(dstate, "dstate", B)
+        caches, masks = self._tape["caches"], self._tape["masks"]
+        self._tape, self._tape_state = None, "consumed"
+        dstate0 = [np.zeros((L * D, B, H), self.dtype) for _ in dfinal]
+        grad = dy  # gradient of the current layer's output [T, B, D*H], or None
+        for layer in reversed(range(L)):
+            def run(d, grad=grad, layer=layer):
+                dy_d = None
+                if grad is not None:
+                    dy_d = grad if D == 1 else np.ascontiguousarray(grad[:, :, d * H:(d + 1) * H])
+                fin = [s[layer * D + d] if s is not None else None for s in dfinal]
+                return self._cell_backward(caches[layer][d], dy_d, fin[0],
+                                           fin[1] if self._has_cell else None)
+
+            outs = _run_directions([lambda d=d: run(d) for d in range(D)])
+            grad = outs[0][0] if D == 1 else outs[0][0] + outs[1][0]
+            for d, (_, dh0, dc0, dparams) in enumerate(outs):
+                dstate0[0][layer * D + d] = dh0
+                if self._has_cell:
+                    dstate0[1][layer * D + d] = dc0
+                for kind, key in (("weight_ih", "w_ih"), ("weight_hh", "w_hh"),
+                                  ("bias_ih", "b_ih"), ("bias_hh", "b_hh")):
+                    if key in dparams:
+                        self.grads[self._name(kind, layer, d)] += dparams[key]
+            if masks[layer] is not None:
+                grad = grad * masks[layer]
+        self.state_grad = self._pack_state(dstate0)
+        return grad.transpose(1, 0, 2) if self.batch_first else grad
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype}"
+        return s
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class LSTM(_RNNBase):
+    """Long short-term memory layer as ``torch.nn.LSTM`` (gates i, f, g, o); state ``(h, c)``."""
+
+    _gates = 4
+    _has_cell = True
+
+    def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt):
+        y, (h_n, c_n), cache = F.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, (h0, c0), reverse=reverse,
+                                              lengths=lengths, training=training, num_threads=nt)
+        return y, h_n, c_n, cache
+
+    def _cell_backward(self, cache, dy, dh_n, dc_n):
+        dx, (dh0, dc0), dparams = F.lstm_backward(cache, dy, (dh_n, dc_n))
+        return dx, dh0, dc0, dparams
+
+
+class GRU(_RNNBase):
+    """Gated recurrent unit layer as ``torch.nn.GRU`` (gates r, z, n); state ``h``."""
+
+    _gates = 3
+
+    def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt):
+        y, h_n, cache = F.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, reverse=reverse,
+                                      lengths=lengths, training=training, num_threads=nt)
+        return y, h_n, None, cache
+
+    def _cell_backward(self, cache, dy, dh_n, dc_n):
+        dx, dh0, dparams = F.gru_backward(cache, dy, dh_n)
+        return dx, dh0, None, dparams
+
+
+class RNN(_RNNBase):
+    """Elman RNN layer as ``torch.nn.RNN``: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with
+    ``nonlinearity`` ``"tanh"`` (default) or ``"relu"``; state ``h``."""
+
+    _gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, dtype=np.float32, seed=None,
+                 *, num_threads: Optional[int] = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed, num_threads=num_threads)
+
+    def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt):
+        y, h_n, cache = F.rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, nonlinearity=self.nonlinearity,
+                                      reverse=reverse, lengths=lengths, training=training,
+                                      num_threads=nt)
+        return y, h_n, None, cache
+
+    def _cell_backward(self, cache, dy, dh_n, dc_n):
+        dx, dh0, dparams = F.rnn_backward(cache, dy, dh_n)
+        return dx, dh0, None, dparams
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s + (", nonlinearity='relu'" if self.nonlinearity == "relu" else "")
