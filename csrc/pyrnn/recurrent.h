@@ -27,7 +27,9 @@ using AlignedVector = std::vector<T, Eigen::aligned_allocator<T>>;
 
 constexpr index_t kChunkRows = 1024;  // input-projection rows per chunk
 constexpr index_t kUnitAlign = 8;     // thread unit blocks start on multiples of this
-constexpr double kMinStepFlopsPerThread = 65536.0;
+// Below this much recurrent work per thread and step, a barrier costs more than it saves
+// (and on a busy machine a descheduled thread stalls the others).
+constexpr double kMinStepFlopsPerThread = 1048576.0;
 
 inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
   return lengths ? lengths[b] : T;
