@@ -9,6 +9,10 @@ Every forward takes ``training=False`` (inference: nothing saved, ``cache`` is N
 sequence from its end; ``lengths`` (one int per batch row) gives variable-length batches as in
 PyTorch packed sequences: outputs past a row's length are zero and its final state is the state
 after its last valid step.
+
+``device="cuda"`` runs the same kernels on an NVIDIA GPU (when pyrnn was built with CUDA and
+:func:`pyrnn.cuda.is_available`); NumPy arrays still go in and come out, and the cache keeps x,
+the weights and the saved activations on the GPU for the backward, which runs where its forward ran.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import numpy as np
 
 from . import _core
 from . import _validate as v
+from . import cuda as _cuda
 
 _CELL_IDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -30,9 +35,10 @@ class Cache:
     """What a training forward saved for its backward; one backward call consumes it."""
 
     __slots__ = ("cell", "x", "w_ih", "w_hh", "has_bias", "lengths", "reverse",
-                 "num_threads", "saves", "consumed")
+                 "num_threads", "saves", "consumed", "device")
 
-    def __init__(self, cell, x, w_ih, w_hh, has_bias, lengths, reverse, num_threads, saves):
+    def __init__(self, cell, x, w_ih, w_hh, has_bias, lengths, reverse, num_threads, saves,
+                 device="cpu"):
         self.cell = cell
         self.x = x
         self.w_ih = w_ih
@@ -41,8 +47,9 @@ class Cache:
         self.lengths = lengths
         self.reverse = reverse
         self.num_threads = num_threads
-        self.saves = saves
+        self.saves = saves  # CPU: (gates, h_prev, aux) arrays; CUDA: a _core.CudaSaves
         self.consumed = False
+        self.device = device
 
     @property
     def shape(self):
@@ -53,7 +60,8 @@ class Cache:
     def __repr__(self):
         T, B, I, H = self.shape
         state = "consumed" if self.consumed else "ready"
-        return f"Cache({self.cell}, T={T}, B={B}, I={I}, H={H}, {self.x.dtype}, {state})"
+        where = ", cuda" if self.device == "cuda" else ""
+        return f"Cache({self.cell}, T={T}, B={B}, I={I}, H={H}, {self.x.dtype}{where}, {state})"
 
 
 def _own_copy(arr: np.ndarray, original) -> np.ndarray:
@@ -62,7 +70,19 @@ def _own_copy(arr: np.ndarray, original) -> np.ndarray:
     return arr.copy() if arr is original or np.shares_memory(arr, np.asarray(original)) else arr
 
 
-def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, num_threads):
+def _device(device) -> str:
+    if not isinstance(device, str):
+        raise TypeError(f"device: expected 'cpu' or 'cuda', got {type(device).__name__}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, num_threads,
+             device="cpu", cuda_weights=None):
+    """``cuda_weights``: a resident _core.CudaWeights holding w_ih..b_hh (layers), else uploaded."""
+    if _device(device) == "cuda":
+        _cuda.require("device='cuda'")
     G = _GATES[cell]
     xa = v.as_float_array("x", x)
     if xa.ndim != 3:
@@ -85,16 +105,28 @@ def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training
     c0a = v.optional_array("c0", c0, (B, H), dtype, "= (B, H)")
     lens = v.lengths_array(lengths, B, T)
     nt = v.thread_count(num_threads, _core.max_threads())
+    if device == "cuda":
+        weights = cuda_weights
+        if weights is None:
+            weights = _core.CudaWeights(_CELL_IDS[cell], wih, whh, bih, bhh)
+        y, h_n, c_n, saves = _core.cuda_forward(_CELL_IDS[cell], xa, weights, h0a, c0a, lens,
+                                                bool(reverse), bool(training))
+        cache = None
+        if training:  # x and the weights live on the GPU in `saves`; these are for shape/dtype
+            cache = Cache(cell, xa, wih, whh, bih is not None, lens, bool(reverse), nt, saves,
+                          device="cuda")
+        return y, h_n, c_n, cache
     y, h_n, c_n, saves = _core.forward(_CELL_IDS[cell], xa, wih, whh, bih, bhh, h0a, c0a, lens,
                                        bool(reverse), bool(training), nt)
     cache = None
     if training:
         cache = Cache(cell, _own_copy(xa, x), _own_copy(wih, w_ih), _own_copy(whh, w_hh),
-                      bih is not None, lens, bool(reverse), nt, saves)
+                      bih is not None, None if lens is None else lens.copy(), bool(reverse), nt,
+                      saves)
     return y, h_n, c_n, cache
 
 
-def _backward(cell, cache, dy, dh_n, dc_n, fn_name):
+def _backward(cell, cache, dy, dh_n, dc_n, fn_name, device=None):
     if cache is None:
         raise ValueError(f"cache: is None; run the forward with training=True before {fn_name}")
     if not isinstance(cache, Cache):
@@ -104,15 +136,23 @@ def _backward(cell, cache, dy, dh_n, dc_n, fn_name):
     if cache.consumed:
         raise ValueError("cache: already consumed by an earlier backward; run the forward again "
                          "with training=True")
+    if device is not None and _device(device) != cache.device:
+        raise ValueError(f"device: {device!r}, but the cache was made by a forward on "
+                         f"{cache.device!r}; the backward runs where its forward ran")
     T, B, _, H = cache.shape
     dtype = cache.x.dtype
     dya = v.optional_array("dy", dy, (T, B, H), dtype, "= (T, B, H), like y")
     dha = v.optional_array("dh_n", dh_n, (B, H), dtype, "= (B, H), like h_n")
     dca = v.optional_array("dc_n", dc_n, (B, H), dtype, "= (B, H), like c_n")
-    gates, h_prev, aux = cache.saves
-    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _core.backward(
-        _CELL_IDS[cache.cell], cache.x, cache.w_ih, cache.w_hh, cache.has_bias, cache.lengths,
-        cache.reverse, gates, h_prev, aux, dya, dha, dca, cache.num_threads)
+    if cache.device == "cuda":
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _core.cuda_backward(
+            _CELL_IDS[cache.cell], cache.saves, dya, dha, dca)
+        cache.saves.release()  # free the GPU memory now
+    else:
+        gates, h_prev, aux = cache.saves
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _core.backward(
+            _CELL_IDS[cache.cell], cache.x, cache.w_ih, cache.w_hh, cache.has_bias,
+            cache.lengths, cache.reverse, gates, h_prev, aux, dya, dha, dca, cache.num_threads)
     cache.consumed = True
     cache.saves = None  # free the activations
     dparams = {"w_ih": dw_ih, "w_hh": dw_hh}
@@ -131,54 +171,54 @@ def _split_state(state, name="state"):
 
 
 def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, reverse=False, lengths=None,
-                 training=False, num_threads=None):
+                 training=False, num_threads=None, device="cpu"):
     """LSTM over a whole sequence. Returns ``y [T,B,H], (h_n, c_n), cache``.
 
     ``state`` is ``(h0, c0)`` (each [B, H], either may be None for zeros) or None.
     """
     h0, c0 = _split_state(state)
     y, h_n, c_n, cache = _forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths,
-                                  training, num_threads)
+                                  training, num_threads, device)
     return y, (h_n, c_n), cache
 
 
-def lstm_backward(cache, dy, dstate=None):
+def lstm_backward(cache, dy, dstate=None, *, device=None):
     """Backpropagation through time for ``lstm_forward(..., training=True)``.
 
     ``dy`` [T,B,H] (or None), ``dstate = (dh_n, dc_n)`` (each may be None) or None.
     Returns ``dx, (dh0, dc0), dparams`` with dparams keys w_ih, w_hh (and b_ih, b_hh with bias).
     """
     dh_n, dc_n = _split_state(dstate, "dstate")
-    dx, dh0, dc0, dparams = _backward("lstm", cache, dy, dh_n, dc_n, "lstm_backward")
+    dx, dh0, dc0, dparams = _backward("lstm", cache, dy, dh_n, dc_n, "lstm_backward", device)
     return dx, (dh0, dc0), dparams
 
 
 def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, reverse=False, lengths=None,
-                training=False, num_threads=None):
+                training=False, num_threads=None, device="cpu"):
     """GRU (PyTorch's linear-before-reset form). Returns ``y [T,B,H], h_n [B,H], cache``."""
     y, h_n, _, cache = _forward("gru", x, w_ih, w_hh, b_ih, b_hh, state, None, reverse, lengths,
-                                training, num_threads)
+                                training, num_threads, device)
     return y, h_n, cache
 
 
-def gru_backward(cache, dy, dstate=None):
+def gru_backward(cache, dy, dstate=None, *, device=None):
     """Backward of ``gru_forward``: returns ``dx, dh0, dparams``; ``dstate`` is dh_n or None."""
-    dx, dh0, _, dparams = _backward("gru", cache, dy, dstate, None, "gru_backward")
+    dx, dh0, _, dparams = _backward("gru", cache, dy, dstate, None, "gru_backward", device)
     return dx, dh0, dparams
 
 
 def rnn_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, nonlinearity="tanh",
-                reverse=False, lengths=None, training=False, num_threads=None):
+                reverse=False, lengths=None, training=False, num_threads=None, device="cpu"):
     """Elman RNN, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with act ``"tanh"`` or ``"relu"``.
     Returns ``y [T,B,H], h_n [B,H], cache``."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
     y, h_n, _, cache = _forward("rnn_" + nonlinearity, x, w_ih, w_hh, b_ih, b_hh, state, None,
-                                reverse, lengths, training, num_threads)
+                                reverse, lengths, training, num_threads, device)
     return y, h_n, cache
 
 
-def rnn_backward(cache, dy, dstate=None):
+def rnn_backward(cache, dy, dstate=None, *, device=None):
     """Backward of ``rnn_forward``: returns ``dx, dh0, dparams``; ``dstate`` is dh_n or None."""
-    dx, dh0, _, dparams = _backward("rnn", cache, dy, dstate, None, "rnn_backward")
+    dx, dh0, _, dparams = _backward("rnn", cache, dy, dstate, None, "rnn_backward", device)
     return dx, dh0, dparams

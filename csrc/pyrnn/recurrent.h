@@ -17,13 +17,12 @@
 #include "common.h"
 #include "gemm.h"
 #include "packed_gemm.h"
+#include "workspace.h"
 #include "parallel.h"
 
 namespace pyrnn {
 namespace detail {
 
-template <typename T>
-using AlignedVector = std::vector<T, Eigen::aligned_allocator<T>>;
 
 constexpr index_t kChunkRows = 1024;  // input-projection rows per chunk
 constexpr index_t kUnitAlign = 8;     // thread unit blocks start on multiples of this
@@ -72,18 +71,32 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const index_t Tc = std::max<index_t>(1, std::min<index_t>(T_, kChunkRows / B));
   const bool gather = a.reverse;  // step order differs from time order
 
-  std::vector<T> wih_pk(packed ? GH * I : 0), whh_pk(packed ? GH * H : 0);
-  std::vector<T> bias_x(GH, T(0)), bias_h(Cell::recurrent_bias ? GH : 0, T(0));
-  if (a.b_ih) Cell::split_bias(a.b_ih, a.b_hh, H, bias_x.data(), bias_h.data());
-  std::vector<T> bx_pk(GH), bh_pk(bias_h.size());
-  std::vector<T> P(size_t(Tc * B * GH));  // [Tc*B, GH] block layout per thread
-  std::vector<T> Gh(size_t(B * GH));      // [B, GH] block layout per thread
-  std::vector<T> hbuf(size_t(2 * B * H)), cbuf(Cell::has_c ? size_t(B * H) : 0);
-  std::vector<T> Xs(gather ? size_t(Tc * B * I) : 0);  // [Tc*B, I] chunk in step order
   using PW = PackedWeights<T>;
   const index_t depth_blocks = PW::depth_blocks(H);
-  AlignedVector<T> whh_gebp(size_t(packed_buffer_size(GH, H, nt, depth_blocks, PW::kAlign)));
-  AlignedVector<T> step_work(size_t(nt * PW::scratch(B, H)));
+  Workspace ws;
+  T *wih_pk = nullptr, *whh_pk = nullptr, *bias_x, *bias_h = nullptr, *bx_pk, *bh_pk = nullptr;
+  T *P, *Gh, *hbuf, *cbuf = nullptr, *Xs = nullptr, *whh_gebp, *step_work;
+  if (packed) {
+    ws.request(wih_pk, GH * I);  // [G*H, I] block layout
+    ws.request(whh_pk, GH * H);  // [G*H, H] block layout
+  }
+  ws.request(bias_x, GH);  // [G*H] input-side bias, standard layout
+  ws.request(bx_pk, GH);   // [G*H] block layout
+  if (Cell::recurrent_bias) {
+    ws.request(bias_h, GH);  // [G*H] recurrent-side bias, standard layout
+    ws.request(bh_pk, GH);   // [G*H] block layout
+  }
+  ws.request(P, Tc * B * GH);                 // [Tc*B, G*H] input projection, block layout
+  ws.request(Gh, B * GH);                     // [B, G*H] recurrent projection, block layout
+  ws.request(hbuf, 2 * B * H);                // [2][B, H] state double buffer
+  if (Cell::has_c) ws.request(cbuf, B * H);   // [B, H] cell state
+  if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
+  ws.request(whh_gebp, packed_buffer_size(GH, H, nt, depth_blocks, PW::kAlign));
+  ws.request(step_work, nt * PW::scratch(B, H));
+  ws.allocate();
+  std::fill_n(bias_x, GH, T(0));
+  if (bias_h) std::fill_n(bias_h, GH, T(0));
+  if (a.b_ih) Cell::split_bias(a.b_ih, a.b_hh, H, bias_x, bias_h);
 
   parallel_region(nt, [&](int tid, int nthreads) {
     const Range u = split_range(H, nthreads, tid, kUnitAlign);
@@ -91,25 +104,25 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     const T* wih = a.w_ih;
     const T* whh = a.w_hh;
     if (packed) {
-      pack_gate_rows(a.w_ih, I, H, G, u, wih_pk.data() + col0 * I);
-      pack_gate_rows(a.w_hh, H, H, G, u, whh_pk.data() + col0 * H);
-      wih = wih_pk.data();
-      whh = whh_pk.data();
+      pack_gate_rows(a.w_ih, I, H, G, u, wih_pk + col0 * I);
+      pack_gate_rows(a.w_hh, H, H, G, u, whh_pk + col0 * H);
+      wih = wih_pk;
+      whh = whh_pk;
     }
-    pack_gate_rows(bias_x.data(), 1, H, G, u, bx_pk.data() + col0);
+    pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
     PW rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
     rec.template pack<Eigen::RowMajor>(
-        whh_gebp.data() + packed_offset(col0, H, tid, depth_blocks, PW::kAlign),
+        whh_gebp + packed_offset(col0, H, tid, depth_blocks, PW::kAlign),
         whh + col0 * H, H, gn, H);
-    T* work = step_work.data() + tid * PW::scratch(B, H);
+    T* work = step_work + tid * PW::scratch(B, H);
     const T* bh = nullptr;
     if (Cell::recurrent_bias) {
-      pack_gate_rows(bias_h.data(), 1, H, G, u, bh_pk.data() + col0);
-      bh = bh_pk.data() + col0;
+      pack_gate_rows(bias_h, 1, H, G, u, bh_pk + col0);
+      bh = bh_pk + col0;
     }
 
-    T* h_cur = hbuf.data();
-    T* h_nxt = hbuf.data() + B * H;
+    T* h_cur = hbuf;
+    T* h_nxt = hbuf + B * H;
     for (index_t b = 0; b < B; ++b) {
       for (index_t k = j0; k < j0 + n; ++k) {
         h_cur[b * H + k] = a.h0 ? a.h0[b * H + k] : T(0);
@@ -130,22 +143,22 @@ void recurrent_forward(const ForwardArgs<T>& a) {
           for (index_t r = rr.begin; r < rr.end; ++r) {
             const index_t b = r % B, len = row_length(a.lengths, b, T_), st = s + r / B;
             if (st < len)
-              std::memcpy(Xs.data() + r * I, a.x + (time_of(true, len, st) * B + b) * I,
+              std::memcpy(Xs + r * I, a.x + (time_of(true, len, st) * B + b) * I,
                           sizeof(T) * size_t(I));
             else
-              std::fill_n(Xs.data() + r * I, I, T(0));
+              std::fill_n(Xs + r * I, I, T(0));
           }
           barrier();
-          xsrc = Xs.data();
+          xsrc = Xs;
         }
-        gemm_nt(rows, gn, I, xsrc, I, wih + col0 * I, I, P.data() + col0, GH, false);
+        gemm_nt(rows, gn, I, xsrc, I, wih + col0 * I, I, P + col0, GH, false);
         for (index_t r = 0; r < rows; ++r) {
-          T* p = P.data() + r * GH + col0;
+          T* p = P + r * GH + col0;
           for (index_t k = 0; k < gn; ++k) p[k] += bx_pk[col0 + k];
         }
       }
-      for (index_t b = 0; b < B; ++b) std::fill_n(Gh.data() + b * GH + col0, gn, T(0));
-      rec.multiply_add(B, h_cur, H, Gh.data() + col0, GH, work);
+      for (index_t b = 0; b < B; ++b) std::fill_n(Gh + b * GH + col0, gn, T(0));
+      rec.multiply_add(B, h_cur, H, Gh + col0, GH, work);
       for (index_t b = 0; b < B; ++b) {
         const index_t len = row_length(a.lengths, b, T_);
         const T* h_row = h_cur + b * H + j0;
@@ -159,11 +172,11 @@ void recurrent_forward(const ForwardArgs<T>& a) {
         if (train) std::copy_n(h_row, n, a.h_prev + save);
         const ForwardRow<T> row{n,
                                 H,
-                                P.data() + (sc * B + b) * GH + col0,
-                                Gh.data() + b * GH + col0,
+                                P + (sc * B + b) * GH + col0,
+                                Gh + b * GH + col0,
                                 bh,
                                 h_row,
-                                Cell::has_c ? cbuf.data() + b * H + j0 : nullptr,
+                                Cell::has_c ? cbuf + b * H + j0 : nullptr,
                                 h_out,
                                 a.y + (time_of(a.reverse, len, s) * B + b) * H + j0,
                                 train ? a.gates + (s * B + b) * GH + j0 : nullptr,
@@ -176,7 +189,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
 
     for (index_t b = 0; b < B; ++b) {
       std::copy_n(h_cur + b * H + j0, n, a.h_n + b * H + j0);
-      if (Cell::has_c && a.c_n) std::copy_n(cbuf.data() + b * H + j0, n, a.c_n + b * H + j0);
+      if (Cell::has_c && a.c_n) std::copy_n(cbuf + b * H + j0, n, a.c_n + b * H + j0);
     }
   });
 }
@@ -190,28 +203,33 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   const int nt = step_threads(a.num_threads, B, H, G);
   const bool remap = a.reverse;                    // dX computed in step order, then scattered
   const bool gather = a.reverse || a.lengths;      // X in step order, zeros on idle rows
-  std::vector<T> dgh(size_t(TB * GH));             // [T, B, GH] step order
-  std::vector<T> dgx_own(Cell::separate_dgx ? size_t(TB * GH) : 0);
-  T* dgx = Cell::separate_dgx ? dgx_own.data() : dgh.data();
-  std::vector<T> dh(size_t(B * H)), dc(Cell::has_c ? size_t(B * H) : 0);
-  std::vector<T> tmp(static_cast<size_t>(H));  // pointwise scratch; each thread uses its own units
-  std::vector<T> Xs(gather ? size_t(TB * I) : 0);
-  std::vector<T> dXs(remap ? size_t(TB * I) : 0);
-  const T* xsrc = gather ? Xs.data() : a.x;
   using PW = PackedWeights<T>;
   const index_t depth_blocks = PW::depth_blocks(GH);
-  AlignedVector<T> whh_gebp(size_t(packed_buffer_size(H, GH, nt, depth_blocks, PW::kAlign)));
-  AlignedVector<T> step_work(size_t(nt * PW::scratch(B, GH)));
-  T* dxdst = remap ? dXs.data() : a.dx;
+  Workspace ws;
+  T *dgh, *dgx = nullptr, *dh, *dc = nullptr, *tmp, *Xs = nullptr, *dXs = nullptr;
+  T *whh_gebp, *step_work;
+  ws.request(dgh, TB * GH);                          // [T, B, G*H] step order
+  if (Cell::separate_dgx) ws.request(dgx, TB * GH);  // [T, B, G*H] step order
+  ws.request(dh, B * H);                             // [B, H] carried dL/dh
+  if (Cell::has_c) ws.request(dc, B * H);            // [B, H] carried dL/dc
+  ws.request(tmp, H);                                // [H] pointwise scratch, own units
+  if (gather) ws.request(Xs, TB * I);                // [T, B, I] x in step order
+  if (remap) ws.request(dXs, TB * I);                // [T, B, I] dx in step order
+  ws.request(whh_gebp, packed_buffer_size(H, GH, nt, depth_blocks, PW::kAlign));
+  ws.request(step_work, nt * PW::scratch(B, GH));
+  ws.allocate();
+  if (!Cell::separate_dgx) dgx = dgh;
+  const T* xsrc = gather ? Xs : a.x;
+  T* dxdst = remap ? dXs : a.dx;
 
   parallel_region(nt, [&](int tid, int nthreads) {
     const Range u = split_range(H, nthreads, tid, kUnitAlign);
     const index_t j0 = u.begin, n = u.size();
     PW rec;  // w_hh[:, own units]^T, packed once for the per-step GEMM
     rec.template pack<Eigen::ColMajor>(
-        whh_gebp.data() + packed_offset(j0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + j0, H,
+        whh_gebp + packed_offset(j0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + j0, H,
         n, GH);
-    T* work = step_work.data() + tid * PW::scratch(B, GH);
+    T* work = step_work + tid * PW::scratch(B, GH);
     for (index_t b = 0; b < B; ++b)
       for (index_t k = j0; k < j0 + n; ++k) {
         dh[b * H + k] = a.dh_n ? a.dh_n[b * H + k] : T(0);
@@ -224,12 +242,12 @@ void recurrent_backward(const BackwardArgs<T>& a) {
         const size_t g_off = size_t((s * B + b) * GH + j0);
         if (s >= len) {  // idle row: no gate gradient, carried gradients unchanged
           for (int g = 0; g < G; ++g) {
-            std::fill_n(dgh.data() + g_off + g * H, n, T(0));
+            std::fill_n(dgh + g_off + g * H, n, T(0));
             if (Cell::separate_dgx) std::fill_n(dgx + g_off + g * H, n, T(0));
           }
           continue;
         }
-        T* dh_row = dh.data() + b * H + j0;
+        T* dh_row = dh + b * H + j0;
         if (a.dy) {
           const T* dy_row = a.dy + (time_of(a.reverse, len, s) * B + b) * H + j0;
           for (index_t k = 0; k < n; ++k) dh_row[k] += dy_row[k];
@@ -241,18 +259,18 @@ void recurrent_backward(const BackwardArgs<T>& a) {
                                  a.h_prev + off,
                                  a.aux ? a.aux + off : nullptr,
                                  dh_row,
-                                 Cell::has_c ? dc.data() + b * H + j0 : nullptr,
-                                 dgh.data() + g_off,
+                                 Cell::has_c ? dc + b * H + j0 : nullptr,
+                                 dgh + g_off,
                                  dgx + g_off,
-                                 tmp.data() + j0};
+                                 tmp + j0};
         Cell::backward(row);
       }
       barrier();  // the recurrent GEMM reads every thread's gate gradients of step s
-      rec.multiply_add(B, dgh.data() + s * B * GH, GH, dh.data() + j0, H, work);
+      rec.multiply_add(B, dgh + s * B * GH, GH, dh + j0, H, work);
     }
     for (index_t b = 0; b < B; ++b) {
-      std::copy_n(dh.data() + b * H + j0, n, a.dh0 + b * H + j0);
-      if (Cell::has_c && a.dc0) std::copy_n(dc.data() + b * H + j0, n, a.dc0 + b * H + j0);
+      std::copy_n(dh + b * H + j0, n, a.dh0 + b * H + j0);
+      if (Cell::has_c && a.dc0) std::copy_n(dc + b * H + j0, n, a.dc0 + b * H + j0);
     }
 
     const Range rows = split_range(TB, nthreads, tid, 1);
@@ -260,17 +278,17 @@ void recurrent_backward(const BackwardArgs<T>& a) {
       for (index_t r = rows.begin; r < rows.end; ++r) {
         const index_t s = r / B, b = r % B, len = row_length(a.lengths, b, T_);
         if (s < len)
-          std::memcpy(Xs.data() + r * I, a.x + (time_of(a.reverse, len, s) * B + b) * I,
+          std::memcpy(Xs + r * I, a.x + (time_of(a.reverse, len, s) * B + b) * I,
                       sizeof(T) * size_t(I));
         else
-          std::fill_n(Xs.data() + r * I, I, T(0));
+          std::fill_n(Xs + r * I, I, T(0));
       }
     }
     barrier();  // all gate gradients and the gathered X are complete
 
     // Weight and bias gradients: each thread owns a block of gate rows.
     const Range gr = split_range(GH, nthreads, tid, kUnitAlign);
-    gemm_tn(gr.size(), H, TB, dgh.data() + gr.begin, GH, a.h_prev, H, a.dw_hh + gr.begin * H, H,
+    gemm_tn(gr.size(), H, TB, dgh + gr.begin, GH, a.h_prev, H, a.dw_hh + gr.begin * H, H,
             false);
     gemm_tn(gr.size(), I, TB, dgx + gr.begin, GH, xsrc, I, a.dw_ih + gr.begin * I, I, false);
     if (a.db_ih) {
@@ -290,7 +308,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
       for (index_t r = rows.begin; r < rows.end; ++r) {  // r indexes time-order output rows
         const index_t t = r / B, b = r % B, len = row_length(a.lengths, b, T_);
         if (t < len)
-          std::memcpy(a.dx + r * I, dXs.data() + ((len - 1 - t) * B + b) * I,
+          std::memcpy(a.dx + r * I, dXs + ((len - 1 - t) * B + b) * I,
                       sizeof(T) * size_t(I));
         else
           std::fill_n(a.dx + r * I, I, T(0));
