@@ -1,0 +1,108 @@
+"""Shape sets for bench/bench_rnn.py.
+
+A shape is one layer, one direction, time-major input: T steps, B batch, I input features,
+H hidden units (the DESIGN.md legend). ``modes`` lists the modes the shape is meant for:
+DeepBench separates its training and inference shapes, the quick set runs both.
+
+Sets:
+- ``quick``: a handful covering every cell, small (1-4) and medium (16-64) batches, I != H;
+  the whole set runs in well under 2 minutes at threads 1,2.
+- ``deepbench``: Baidu DeepBench's RNN kernels (https://github.com/baidu-research/DeepBench,
+  ``rnn_bench``) that fit a 2-core machine: input size = hidden size, one layer,
+  unidirectional.
+- ``all``: quick and deepbench together (a shape in both runs the union of its modes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+MODES = ("infer", "train")
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+@dataclass(frozen=True)
+class Shape:
+    cell: str
+    T: int
+    B: int
+    I: int
+    H: int
+    modes: tuple = MODES
+    note: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"cell: expected one of {CELLS}, got {self.cell!r}")
+        bad = [m for m in self.modes if m not in MODES]
+        if bad:
+            raise ValueError(f"modes: expected a subset of {MODES}, got {bad}")
+
+    @property
+    def G(self) -> int:
+        return GATES[self.cell]
+
+    @property
+    def key(self) -> tuple:
+        return (self.cell, self.T, self.B, self.I, self.H)
+
+    def label(self) -> str:
+        return f"{self.cell} T={self.T} B={self.B} I={self.I} H={self.H}"
+
+
+def _square(cell, H, B, T, modes, note=""):
+    """A DeepBench shape: input size equals hidden size."""
+    return Shape(cell, T, B, H, H, modes=modes, note=note)
+
+
+QUICK = [
+    Shape("lstm", 50, 1, 256, 256),
+    Shape("lstm", 50, 32, 128, 256),
+    Shape("gru", 50, 4, 256, 256),
+    Shape("gru", 50, 64, 256, 256),
+    Shape("rnn_tanh", 100, 16, 256, 256),
+    Shape("rnn_relu", 100, 2, 128, 128),
+]
+
+_TRAIN, _INFER = ("train",), ("infer",)
+
+DEEPBENCH = (
+    # LSTM training
+    [_square("lstm", H, B, 25, _TRAIN) for H in (512, 1024) for B in (16, 32, 64)]
+    + [_square("lstm", 256, B, 150, _TRAIN) for B in (16, 32, 64)]
+    # LSTM inference
+    + [_square("lstm", H, B, 25, _INFER) for H in (512, 1024) for B in (1, 2, 4)]
+    + [_square("lstm", 256, 1, 150, _INFER)]
+    # vanilla (ReLU) RNN
+    + [_square("rnn_relu", 32, 1, 672, _INFER), _square("rnn_relu", 64, 1, 96, _INFER),
+       _square("rnn_relu", 1760, 16, 50, _TRAIN)]
+    # GRU
+    + [_square("gru", 512, B, 1, _INFER) for B in (1, 2, 4)]
+    + [_square("gru", 1024, 1, 1500, _INFER),
+       _square("gru", 1024, 32, 150, _TRAIN, note="DeepBench T=1500, cut to T=150")]
+)
+
+
+def merge(*sets) -> list:
+    """Union of shape lists: one entry per (cell, T, B, I, H), modes and notes merged,
+    first-seen order kept."""
+    merged: dict = {}
+    for shape in (s for group in sets for s in group):
+        old = merged.get(shape.key)
+        if old is None:
+            merged[shape.key] = shape
+        else:
+            modes = tuple(m for m in MODES if m in old.modes or m in shape.modes)
+            note = "; ".join(n for n in (old.note, shape.note) if n)
+            merged[shape.key] = replace(old, modes=modes, note=note)
+    return list(merged.values())
+
+
+SETS = {"quick": QUICK, "deepbench": DEEPBENCH, "all": merge(QUICK, DEEPBENCH)}
+
+
+def get(name: str) -> list:
+    try:
+        return list(SETS[name])
+    except KeyError:
+        raise ValueError(f"shape set: expected one of {sorted(SETS)}, got {name!r}") from None

@@ -1,0 +1,147 @@
+"""Smoke test of bench/bench_rnn.py: runs the benchmark in-process on tiny shapes with one
+timed round and checks the structure and consistency of the result (no timing thresholds)."""
+import importlib.util
+import json
+import math
+import pathlib
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+
+_BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
+
+
+def _load_bench():
+    """bench/bench_rnn.py as a module (it puts bench/ on sys.path for its bench/shapes.py)."""
+    spec = importlib.util.spec_from_file_location("bench_rnn", _BENCH / "bench_rnn.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+Shape = bench.Shape
+
+SHAPES = [
+    Shape("lstm", 3, 2, 5, 4),
+    Shape("gru", 2, 1, 3, 6, modes=("infer",)),
+    Shape("rnn_tanh", 4, 3, 2, 5, modes=("train",)),
+    Shape("rnn_relu", 1, 5, 7, 3),
+]
+THREADS = (1, 2)
+MODES = ("infer", "train")
+
+
+@pytest.fixture(scope="module")
+def result():
+    # numpy_max_gflop between the smallest and the largest shape: some rows skip the reference
+    return bench.run(SHAPES, THREADS, MODES, repeats=1, min_run_ms=0.0, numpy_max_gflop=1e-6)
+
+
+def _expected_rows():
+    return {(s.cell, m, n, s.T, s.B, s.I, s.H)
+            for s in SHAPES for m in s.modes for n in THREADS}
+
+
+def test_all_requested_rows_present(result):
+    got = [(r["cell"], r["mode"], r["threads"], r["T"], r["B"], r["I"], r["H"])
+           for r in result["rows"]]
+    assert len(got) == len(set(got))
+    assert set(got) == _expected_rows()
+
+
+def test_times_positive_and_speedups_are_time_ratios(result):
+    for row in result["rows"]:
+        assert row["pyrnn_ms"] > 0 and row["torch_ms"] > 0
+        assert len(row["runs_ms"]["pyrnn"]) == 1 and len(row["runs_ms"]["torch"]) == 1
+        assert math.isclose(row["speedup_vs_torch"], row["torch_ms"] / row["pyrnn_ms"])
+        assert row["gemm_gflops"] > 0 and row["gemm_share"] > 0
+        expected_flop = 2 * row["T"] * row["B"] * row["G"] * row["H"] * (row["I"] + row["H"])
+        expected_flop *= 3 if row["mode"] == "train" else 1
+        assert row["flop"] == expected_flop
+        assert math.isclose(row["pyrnn_gflops"], row["flop"] / row["pyrnn_ms"] / 1e6)
+        if row["numpy_skipped"] is None:
+            assert row["numpy_ms"] > 0
+            assert math.isclose(row["speedup_vs_numpy"], row["numpy_ms"] / row["pyrnn_ms"])
+        else:
+            assert row["numpy_ms"] is None and row["speedup_vs_numpy"] is None
+            assert row["flop"] / 1e9 > 1e-6
+
+
+def test_numpy_threshold_skips_only_big_rows(result):
+    skipped = {r["numpy_skipped"] is not None for r in result["rows"]}
+    assert skipped == {True, False}
+    for row in result["rows"]:
+        assert (row["numpy_skipped"] is not None) == (row["flop"] > 1e3)
+
+
+def test_summary_consistent(result):
+    rows, summary = result["rows"], result["summary"]
+    speedups = [r["speedup_vs_torch"] for r in rows]
+    assert summary["vs_torch"]["n"] == len(rows)
+    assert math.isclose(summary["vs_torch"]["worst"], min(speedups))
+    geo = math.exp(sum(map(math.log, speedups)) / len(speedups))
+    assert math.isclose(summary["vs_torch"]["geomean"], geo)
+    assert set(summary["vs_torch_by_group"]) == {f"threads={n} {m}" for n in THREADS
+                                                  for m in MODES}
+    small = [r for r in rows if r["mode"] == "infer" and r["B"] <= 4]
+    assert summary["small_batch_infer_vs_torch"]["n"] == len(small)
+    assert summary["large_shapes_gemm_share"] is None  # no B >= 32, H >= 512 here
+    assert summary["numpy_skipped_rows"] == sum(r["numpy_ms"] is None for r in rows)
+
+
+def test_machine_info_and_json(result, tmp_path):
+    machine = result["machine"]
+    for key in ("cpu_model", "date", "pyrnn", "pyrnn_isa", "torch", "numpy"):
+        assert machine[key]
+    path = tmp_path / "bench.json"
+    bench.write_json(result, str(path))
+    loaded = json.loads(path.read_text())
+    assert loaded["rows"] == json.loads(json.dumps(result["rows"]))
+    assert {(g["threads"], g["B"], g["H"], g["G"]) for g in loaded["gemm_limits"]} == {
+        (r["threads"], r["B"], r["H"], r["G"]) for r in result["rows"]}
+
+
+def test_report_has_a_table_line_per_row(result):
+    report = bench.format_report(result)
+    table = [line for line in report.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(result["rows"])  # header + rows
+    assert "—" in report  # skipped NumPy reference
+    assert "3 x forward" in report
+
+
+def test_shape_sets():
+    shapes = bench.shape_sets
+    quick, deep, every = shapes.get("quick"), shapes.get("deepbench"), shapes.get("all")
+    assert {s.cell for s in quick} == set(shapes.CELLS)
+    assert {s.key for s in every} == {s.key for s in quick} | {s.key for s in deep}
+    assert all(s.I == s.H for s in deep)
+    assert len({s.key for s in deep}) == len(deep)
+    with pytest.raises(ValueError):
+        shapes.get("nope")
+
+
+def test_main_filter_json_and_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "matplotlib_pyplot", lambda: None)
+    path, png = tmp_path / "out.json", tmp_path / "out.png"
+    code = bench.main(["--shapes", "deepbench", "--filter", "cell=gru,T=1,B=1",
+                       "--threads", "1", "--repeats", "1", "--min-run-ms", "0",
+                       "--json", str(path), "--plot", str(png)])
+    assert code == 0
+    rows = json.loads(path.read_text())["rows"]
+    assert [(r["cell"], r["mode"], r["T"], r["B"], r["H"]) for r in rows] == [
+        ("gru", "infer", 1, 1, 512)]
+    captured = capsys.readouterr()
+    assert "| gru " in captured.out
+    assert "matplotlib is not installed" in captured.out + captured.err
+    assert not png.exists()
+
+
+def test_plot(result, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "speedups.png"
+    assert bench.write_plot(result, str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
