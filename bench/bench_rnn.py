@@ -43,11 +43,7 @@ import numpy as np
 import torch
 
 _BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-try:
-    import pyrnn
-except ImportError:  # not installed: use the in-tree build of the repository holding bench/
-    sys.path.insert(0, os.path.dirname(_BENCH_DIR))
-    import pyrnn
+import pyrnn  # the installed package (pip install ".[bench]")
 from pyrnn import _core  # noqa: E402
 from pyrnn import functional as F  # noqa: E402
 from pyrnn import reference as R  # noqa: E402

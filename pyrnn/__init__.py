@@ -1,6 +1,6 @@
 """pyrnn: fused LSTM, GRU and Elman-RNN kernels (C++/OpenMP) with backpropagation through
 time, used from NumPy."""
-from . import _core, functional, layers, nn, optim, reference
+from . import _core, cuda, functional, layers, nn, optim, reference
 from ._config import show_config
 from .clip import clip_grad_norm, clip_grad_value
 from .layers import GRU, LSTM, RNN
@@ -10,6 +10,6 @@ from .serialization import load, save
 __version__ = "0.1.0"
 
 __all__ = [
-    "functional", "reference", "layers", "LSTM", "GRU", "RNN", "nn", "optim", "Module",
+    "functional", "reference", "cuda", "layers", "LSTM", "GRU", "RNN", "nn", "optim", "Module",
     "clip_grad_norm", "clip_grad_value", "save", "load", "show_config", "__version__",
 ]

@@ -6,6 +6,7 @@ import platform
 import numpy as np
 
 from . import _core
+from . import cuda as _cuda
 
 
 def config() -> dict:
@@ -19,6 +20,7 @@ def config() -> dict:
         python=platform.python_version(),
         numpy=np.__version__,
         machine=platform.machine(),
+        cuda_info=_cuda.info(),
     )
     return info
 
@@ -34,7 +36,7 @@ def show_config() -> None:
         ("instruction set in use", f'{info["isa"]} (built: {info["available_isas"]}; '
                                    "force with PYRNN_ISA=baseline)"),
         ("Eigen", f'{info["eigen_version"]} ({info["eigen_simd"]})'),
-        ("CUDA", "built" if info["cuda"] else "not built"),
+        ("CUDA", _cuda.describe()),
         ("python / numpy", f'{info["python"]} / {info["numpy"]} on {info["machine"]}'),
     ]
     width = max(len(k) for k, _ in rows)

@@ -14,6 +14,14 @@ Shapes (DESIGN.md legend): ``x [T, B, I]`` (``[B, T, I]`` with ``batch_first``),
 The two directions of a bidirectional layer run concurrently in two Python threads (the
 kernels release the GIL), each with half of ``num_threads``; with one thread they run one
 after the other.
+
+``layer.to("cuda")`` runs the kernels on an NVIDIA GPU (CUDA build, :func:`pyrnn.cuda.is_available`)
+and ``layer.to("cpu")`` brings them back; NumPy arrays go in and come out either way. On the GPU
+each direction of each layer keeps its parameters in device buffers (a ``_core.CudaWeights``) and
+the activations of a training forward stay there for the backward. ``params`` on the host remain
+the parameters (optimizers, ``load_state_dict`` and in-place edits work on them as before), so every
+forward first refreshes the device buffers from them: one host-to-device copy of the weights, no
+allocation, and the backward uploads nothing.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ import numpy as np
 
 from . import _core
 from . import _validate as v
+from . import cuda as _cuda
 from . import functional as F
 from .module import Module
 
@@ -81,6 +90,7 @@ class _RNNBase(Module):
 
     _gates = 1
     _has_cell = False
+    _cell = ""  # the kernel's cell name in pyrnn.functional ("lstm", "gru", "rnn_tanh", ...)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -126,6 +136,8 @@ class _RNNBase(Module):
         self._tape = None        # what backward needs: caches, dropout masks, shapes
         self._tape_state = "none"  # "none" | "ready" | "eval" | "consumed"
         self.state_grad = None   # gradient of the initial state after backward
+        self.device = "cpu"      # "cpu" | "cuda", set by to()
+        self._cuda_weights = None  # {(layer, direction): _core.CudaWeights} on "cuda"
 
     # ------------------------------------------------------------------ cell interface
     def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training,
@@ -189,6 +201,22 @@ class _RNNBase(Module):
     def _pack_state(self, arrays):
         return tuple(arrays) if self._has_cell else arrays[0]
 
+    # ------------------------------------------------------------------ device
+    def to(self, device: str) -> "_RNNBase":
+        """Run the kernels on ``"cuda"`` (weights uploaded to the GPU) or ``"cpu"``; returns self.
+        Raises RuntimeError, saying why, when CUDA is not available."""
+        device = F._device(device)
+        if device == "cuda":
+            _cuda.require(f"{type(self).__name__}.to('cuda')")
+            cell = F._CELL_IDS[self._cell]
+            self._cuda_weights = {
+                (layer, d): _core.CudaWeights(cell, *self._layer_params(layer, d))
+                for layer in range(self.num_layers) for d in range(self.num_directions)}
+        else:
+            self._cuda_weights = None  # frees the GPU memory
+        self.device = device
+        return self
+
     # ------------------------------------------------------------------ forward
     def forward(self, x, state=None, lengths=None):
         """Run the layer: returns ``y, state`` (``state = (h_n, c_n)`` for LSTM, ``h_n`` else).
@@ -230,6 +258,12 @@ class _RNNBase(Module):
                 init = [s[layer * D + d] if s is not None else None for s in states0]
                 h0 = init[0]
                 c0 = init[1] if self._has_cell else None
+                if self.device == "cuda":
+                    params = self._layer_params(layer, d)
+                    weights = self._cuda_weights[(layer, d)]
+                    weights.update(*params)  # host params are the source of truth
+                    return F._forward(self._cell, inp, *params, h0, c0, d == 1, lens, training,
+                                      threads[d], device="cuda", cuda_weights=weights)
                 return self._cell_forward(inp, *self._layer_params(layer, d), h0, c0, d == 1, lens,
                                           training, threads[d])
 
@@ -329,6 +363,8 @@ class _RNNBase(Module):
             s += ", bidirectional=True"
         if self.dtype != np.float32:
             s += f", dtype={self.dtype}"
+        if self.device != "cpu":
+            s += f", device='{self.device}'"
         return s
 
     def __repr__(self) -> str:
@@ -340,6 +376,7 @@ class LSTM(_RNNBase):
 
     _gates = 4
     _has_cell = True
+    _cell = "lstm"
 
     def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt):
         y, (h_n, c_n), cache = F.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, (h0, c0), reverse=reverse,
@@ -355,6 +392,7 @@ class GRU(_RNNBase):
     """Gated recurrent unit layer as ``torch.nn.GRU`` (gates r, z, n); state ``h``."""
 
     _gates = 3
+    _cell = "gru"
 
     def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt):
         y, h_n, cache = F.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, reverse=reverse,
@@ -379,6 +417,7 @@ class RNN(_RNNBase):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
+        self._cell = "rnn_" + nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, num_threads=num_threads)
 

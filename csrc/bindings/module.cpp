@@ -11,6 +11,9 @@ namespace py = pybind11;
 namespace pyrnn {
 namespace bind {
 void register_kernels(py::module_& m);
+#ifdef PYRNN_HAVE_CUDA
+void register_cuda(py::module_& m);  // register_cuda.cpp, built with -DPYRNN_CUDA=ON
+#endif
 }
 }  // namespace pyrnn
 
@@ -20,6 +23,9 @@ void register_kernels(py::module_& m);
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyrnn compiled kernels (raw bindings; use pyrnn.functional)";
   pyrnn::bind::register_kernels(m);
+#ifdef PYRNN_HAVE_CUDA
+  pyrnn::bind::register_cuda(m);
+#endif
   m.def("isa", [] { return pyrnn::bind::kernels().isa; },
         "Instruction-set build of the kernels in use.");
   m.def("available_isas", [] { return pyrnn::bind::available_isas(); });
@@ -39,7 +45,11 @@ PYBIND11_MODULE(_core, m) {
     d["eigen_simd"] = pyrnn::bind::kernels().eigen_simd();
     d["isa"] = pyrnn::bind::kernels().isa;
     d["available_isas"] = pyrnn::bind::available_isas();
+#ifdef PYRNN_HAVE_CUDA
+    d["cuda"] = true;
+#else
     d["cuda"] = false;
+#endif
     return d;
   });
 }
