@@ -3,8 +3,14 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "common.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -20,24 +26,60 @@ inline int max_threads() {
 #endif
 }
 
-// Runs body(tid, nthreads) on up to `nthreads` threads; body must not throw.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+// The per-step barrier of a parallel region: spins briefly, then yields the core. On a shared
+// or oversubscribed machine a thread waiting for a descheduled peer hands its core over instead
+// of burning it, as OpenMP's default barrier does for a long while.
+class StepBarrier {
+ public:
+  void set_count(int n) { count_ = n; }
+
+  void wait() {
+    if (count_ <= 1) return;
+    const unsigned gen = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == count_ - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);  // publishes everyone's writes
+      return;
+    }
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins < kSpins)
+        cpu_relax();
+      else
+        std::this_thread::yield();
+    }
+  }
+
+ private:
+  static constexpr int kSpins = 2000;
+  alignas(64) std::atomic<int> arrived_{0};
+  alignas(64) std::atomic<unsigned> generation_{0};
+  int count_ = 1;
+};
+
+// Runs body(tid, nthreads, barrier) on up to `nthreads` threads; body must not throw.
 template <class Body>
 inline void parallel_region(int nthreads, Body&& body) {
+  StepBarrier bar;
 #ifdef _OPENMP
   if (nthreads > 1) {
 #pragma omp parallel num_threads(nthreads)
-    body(omp_get_thread_num(), omp_get_num_threads());
+    {
+#pragma omp single
+      bar.set_count(omp_get_num_threads());
+      // (the implicit barrier after `single` publishes the count)
+      body(omp_get_thread_num(), omp_get_num_threads(), bar);
+    }
     return;
   }
 #endif
   (void)nthreads;
-  body(0, 1);
-}
-
-inline void barrier() {
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
+  body(0, 1, bar);
 }
 
 // Split [0, n) into `parts` ranges whose inner boundaries are multiples of `align`.

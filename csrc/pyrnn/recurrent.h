@@ -98,7 +98,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   if (bias_h) std::fill_n(bias_h, GH, T(0));
   if (a.b_ih) Cell::split_bias(a.b_ih, a.b_hh, H, bias_x, bias_h);
 
-  parallel_region(nt, [&](int tid, int nthreads) {
+  parallel_region(nt, [&](int tid, int nthreads, StepBarrier& bar) {
     const Range u = split_range(H, nthreads, tid, kUnitAlign);
     const index_t j0 = u.begin, n = u.size(), col0 = G * j0, gn = G * n;
     const T* wih = a.w_ih;
@@ -131,7 +131,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
       for (index_t t = row_length(a.lengths, b, T_); t < T_; ++t)
         std::fill_n(a.y + (t * B + b) * H + j0, n, T(0));
     }
-    barrier();  // the first recurrent GEMM reads every thread's units of h_cur
+    bar.wait();  // the first recurrent GEMM reads every thread's units of h_cur
 
     for (index_t s = 0; s < T_; ++s) {
       const index_t sc = s % Tc;
@@ -148,7 +148,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
             else
               std::fill_n(Xs + r * I, I, T(0));
           }
-          barrier();
+          bar.wait();
           xsrc = Xs;
         }
         gemm_nt(rows, gn, I, xsrc, I, wih + col0 * I, I, P + col0, GH, false);
@@ -183,7 +183,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
                                 train && a.aux ? a.aux + save : nullptr};
         Cell::forward(row);
       }
-      barrier();  // h_nxt complete before anyone's next recurrent GEMM
+      bar.wait();  // h_nxt complete before anyone's next recurrent GEMM
       std::swap(h_cur, h_nxt);
     }
 
@@ -222,7 +222,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   const T* xsrc = gather ? Xs : a.x;
   T* dxdst = remap ? dXs : a.dx;
 
-  parallel_region(nt, [&](int tid, int nthreads) {
+  parallel_region(nt, [&](int tid, int nthreads, StepBarrier& bar) {
     const Range u = split_range(H, nthreads, tid, kUnitAlign);
     const index_t j0 = u.begin, n = u.size();
     PW rec;  // w_hh[:, own units]^T, packed once for the per-step GEMM
@@ -265,7 +265,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
                                  tmp + j0};
         Cell::backward(row);
       }
-      barrier();  // the recurrent GEMM reads every thread's gate gradients of step s
+      bar.wait();  // the recurrent GEMM reads every thread's gate gradients of step s
       rec.multiply_add(B, dgh + s * B * GH, GH, dh + j0, H, work);
     }
     for (index_t b = 0; b < B; ++b) {
@@ -284,7 +284,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
           std::fill_n(Xs + r * I, I, T(0));
       }
     }
-    barrier();  // all gate gradients and the gathered X are complete
+    bar.wait();  // all gate gradients and the gathered X are complete
 
     // Weight and bias gradients: each thread owns a block of gate rows.
     const Range gr = split_range(GH, nthreads, tid, kUnitAlign);
@@ -304,7 +304,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     gemm_nn(rows.size(), I, GH, dgx + rows.begin * GH, GH, a.w_ih, I, dxdst + rows.begin * I, I,
             false);
     if (remap) {
-      barrier();  // dXs complete
+      bar.wait();  // dXs complete
       for (index_t r = rows.begin; r < rows.end; ++r) {  // r indexes time-order output rows
         const index_t t = r / B, b = r % B, len = row_length(a.lengths, b, T_);
         if (t < len)
