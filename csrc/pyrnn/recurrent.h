@@ -75,7 +75,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const index_t depth_blocks = PW::depth_blocks(H);
   Workspace ws;
   T *wih_pk = nullptr, *whh_pk = nullptr, *bias_x, *bias_h = nullptr, *bx_pk, *bh_pk = nullptr;
-  T *P, *Gh, *hbuf, *cbuf = nullptr, *Xs = nullptr, *whh_gebp, *step_work;
+  T *P, *Gh, *hbuf, *cbuf = nullptr, *Xs = nullptr, *whh_gebp = nullptr, *step_work = nullptr;
   if (packed) {
     ws.request(wih_pk, GH * I);  // [G*H, I] block layout
     ws.request(whh_pk, GH * H);  // [G*H, H] block layout
@@ -91,8 +91,13 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   ws.request(hbuf, 2 * B * H);                // [2][B, H] state double buffer
   if (Cell::has_c) ws.request(cbuf, B * H);   // [B, H] cell state
   if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
-  ws.request(whh_gebp, packed_buffer_size(GH, H, nt, depth_blocks, PW::kAlign));
-  ws.request(step_work, nt * PW::scratch(B, H));
+  // Packing w_hh into GEBP panels costs about one step's GEMM: worth it from two steps on
+  // (a single step, e.g. sampling one character, uses a plain product).
+  const bool prepack = T_ > 1;
+  if (prepack) {
+    ws.request(whh_gebp, packed_buffer_size(GH, H, nt, depth_blocks, PW::kAlign));
+    ws.request(step_work, nt * PW::scratch(B, H));
+  }
   ws.allocate();
   std::fill_n(bias_x, GH, T(0));
   if (bias_h) std::fill_n(bias_h, GH, T(0));
@@ -111,10 +116,13 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     }
     pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
     PW rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
-    rec.template pack<Eigen::RowMajor>(
-        whh_gebp + packed_offset(col0, H, tid, depth_blocks, PW::kAlign),
-        whh + col0 * H, H, gn, H);
-    T* work = step_work + tid * PW::scratch(B, H);
+    T* work = nullptr;
+    if (prepack) {
+      rec.template pack<Eigen::RowMajor>(
+          whh_gebp + packed_offset(col0, H, tid, depth_blocks, PW::kAlign), whh + col0 * H, H,
+          gn, H);
+      work = step_work + tid * PW::scratch(B, H);
+    }
     const T* bh = nullptr;
     if (Cell::recurrent_bias) {
       pack_gate_rows(bias_h, 1, H, G, u, bh_pk + col0);
@@ -157,8 +165,12 @@ void recurrent_forward(const ForwardArgs<T>& a) {
           for (index_t k = 0; k < gn; ++k) p[k] += bx_pk[col0 + k];
         }
       }
-      for (index_t b = 0; b < B; ++b) std::fill_n(Gh + b * GH + col0, gn, T(0));
-      rec.multiply_add(B, h_cur, H, Gh + col0, GH, work);
+      if (prepack) {
+        for (index_t b = 0; b < B; ++b) std::fill_n(Gh + b * GH + col0, gn, T(0));
+        rec.multiply_add(B, h_cur, H, Gh + col0, GH, work);
+      } else {
+        gemm_nt(B, gn, H, h_cur, H, whh + col0 * H, H, Gh + col0, GH, false);
+      }
       for (index_t b = 0; b < B; ++b) {
         const index_t len = row_length(a.lengths, b, T_);
         const T* h_row = h_cur + b * H + j0;
