@@ -180,7 +180,8 @@ void recurrent_forward(const ForwardArgs<T>& a) {
                                 h_out,
                                 a.y + (time_of(a.reverse, len, s) * B + b) * H + j0,
                                 train ? a.gates + (s * B + b) * GH + j0 : nullptr,
-                                train && a.aux ? a.aux + save : nullptr};
+                                train && a.aux ? a.aux + save : nullptr,
+                                a.peephole ? a.peephole + j0 : nullptr};
         Cell::forward(row);
       }
       bar.wait();  // h_nxt complete before anyone's next recurrent GEMM
@@ -235,6 +236,10 @@ void recurrent_backward(const BackwardArgs<T>& a) {
         dh[b * H + k] = a.dh_n ? a.dh_n[b * H + k] : T(0);
         if (Cell::has_c) dc[b * H + k] = a.dc_n ? a.dc_n[b * H + k] : T(0);
       }
+    // Peephole gradients: each thread accumulates its own (exclusive) units in a fixed order
+    // (steps descending, rows ascending), so the sums are deterministic for any thread count.
+    if (a.dpeephole)
+      for (int q = 0; q < 3; ++q) std::fill_n(a.dpeephole + q * H + j0, n, T(0));
 
     for (index_t s = T_ - 1; s >= 0; --s) {
       for (index_t b = 0; b < B; ++b) {
@@ -262,7 +267,9 @@ void recurrent_backward(const BackwardArgs<T>& a) {
                                  Cell::has_c ? dc + b * H + j0 : nullptr,
                                  dgh + g_off,
                                  dgx + g_off,
-                                 tmp + j0};
+                                 tmp + j0,
+                                 a.peephole ? a.peephole + j0 : nullptr,
+                                 a.dpeephole ? a.dpeephole + j0 : nullptr};
         Cell::backward(row);
       }
       bar.wait();  // the recurrent GEMM reads every thread's gate gradients of step s
