@@ -94,7 +94,7 @@ py::tuple forward_t(CellKind kind, const py::array& x_arr, const py::object& w_i
     h_prev = empty<T>({T_, B, H});
     a.gates = ptr(gates);
     a.h_prev = ptr(h_prev);
-    if (lstm || kind == CellKind::GRU) {
+    if (has_aux(kind)) {
       aux = empty<T>({T_, B, H});
       a.aux = ptr(aux);
     }
@@ -122,7 +122,7 @@ py::tuple backward_t(CellKind kind, const py::array& x_arr, const py::object& w_
   const index_t G = gate_count(kind), T_ = x_arr.shape(0), B = x_arr.shape(1),
                 I = x_arr.shape(2), H = py::reinterpret_borrow<py::array>(w_hh).shape(1);
   const bool lstm = has_cell_state(kind);
-  const bool has_aux = lstm || kind == CellKind::GRU;
+  const bool with_aux = has_aux(kind);
   const bool peep = kind == CellKind::LSTM_PEEPHOLE;
   if (peep == peephole.is_none())
     throw py::value_error(peep ? "argument 'peephole': required by the peephole LSTM"
@@ -138,7 +138,7 @@ py::tuple backward_t(CellKind kind, const py::array& x_arr, const py::object& w_
   a.num_threads = checked_threads(num_threads);
   a.gates = checked<T>(gates, "gates", {T_, B, G * H});
   a.h_prev = checked<T>(h_prev, "h_prev", {T_, B, H});
-  a.aux = has_aux ? checked<T>(aux, "aux", {T_, B, H}) : nullptr;
+  a.aux = with_aux ? checked<T>(aux, "aux", {T_, B, H}) : nullptr;
   a.dy = checked<T>(dy, "dy", {T_, B, H}, true);
   a.dh_n = checked<T>(dh_n, "dh_n", {B, H}, true);
   a.dc_n = lstm ? checked<T>(dc_n, "dc_n", {B, H}, true) : nullptr;

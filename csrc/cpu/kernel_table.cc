@@ -17,6 +17,7 @@ void forward(CellKind k, const ForwardArgs<T>& a) {
     case CellKind::RNN_RELU: return rnn_forward(true, a);
     case CellKind::LSTM_COUPLED:
     case CellKind::LSTM_PEEPHOLE: return lstm_variant_forward(k, a);
+    case CellKind::GRU_RESET_BEFORE: return gru_reset_before_forward(a);
   }
 }
 
@@ -29,6 +30,7 @@ void backward(CellKind k, const BackwardArgs<T>& a) {
     case CellKind::RNN_RELU: return rnn_backward(true, a);
     case CellKind::LSTM_COUPLED:
     case CellKind::LSTM_PEEPHOLE: return lstm_variant_backward(k, a);
+    case CellKind::GRU_RESET_BEFORE: return gru_reset_before_backward(a);
   }
 }
 
