@@ -23,9 +23,9 @@ from . import _validate as v
 from . import cuda as _cuda
 
 _CELL_IDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3, "lstm_coupled": 4,
-             "lstm_peephole": 5}
+             "lstm_peephole": 5, "gru_reset_before": 6}
 _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "lstm_coupled": 3,
-          "lstm_peephole": 4}
+          "lstm_peephole": 4, "gru_reset_before": 3}
 _LSTM_CELLS = ("lstm", "lstm_coupled", "lstm_peephole")
 _PEEPHOLE_NAMES = ("w_ci", "w_cf", "w_co")
 
@@ -153,7 +153,8 @@ def _backward(cell, cache, dy, dh_n, dc_n, fn_name, device=None):
     if not isinstance(cache, Cache):
         raise TypeError(f"cache: expected the Cache returned by a training forward, got {type(cache).__name__}")
     if cache.cell != cell and not (cell == "rnn" and cache.cell.startswith("rnn_")) \
-            and not (cell == "lstm" and cache.cell in _LSTM_CELLS):
+            and not (cell == "lstm" and cache.cell in _LSTM_CELLS) \
+            and not (cell == "gru" and cache.cell == "gru_reset_before"):
         raise ValueError(f"cache: was made by a {cache.cell} forward, not usable by {fn_name}")
     if cache.consumed:
         raise ValueError("cache: already consumed by an earlier backward; run the forward again "
@@ -240,10 +241,23 @@ def lstm_backward(cache, dy, dstate=None, *, device=None):
     return dx, (dh0, dc0), dparams
 
 
+def gru_cell_name(reset_after=True) -> str:
+    """The kernel cell of a GRU variant."""
+    if not isinstance(reset_after, (bool, np.bool_)):
+        raise TypeError(f"reset_after: expected a bool, got {type(reset_after).__name__}")
+    return "gru" if reset_after else "gru_reset_before"
+
+
 def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, reverse=False, lengths=None,
-                training=False, num_threads=None, device="cpu"):
-    """GRU (PyTorch's linear-before-reset form). Returns ``y [T,B,H], h_n [B,H], cache``."""
-    y, h_n, _, cache = _forward("gru", x, w_ih, w_hh, b_ih, b_hh, state, None, reverse, lengths,
+                training=False, num_threads=None, device="cpu", reset_after=True):
+    """GRU. Returns ``y [T,B,H], h_n [B,H], cache``.
+
+    ``reset_after=True`` (default): PyTorch's and cuDNN's form, the reset applied after the
+    recurrent product, ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``.
+    ``reset_after=False`` (CPU only): Keras' ``reset_after=False`` / the original GRU, the reset
+    applied before it, ``n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)``; same parameter shapes.
+    """
+    y, h_n, _, cache = _forward(gru_cell_name(reset_after), x, w_ih, w_hh, b_ih, b_hh, state, None, reverse, lengths,
                                 training, num_threads, device)
     return y, h_n, cache
 

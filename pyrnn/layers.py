@@ -459,15 +459,34 @@ class LSTM(_RNNBase):
 
 
 class GRU(_RNNBase):
-    """Gated recurrent unit layer as ``torch.nn.GRU`` (gates r, z, n); state ``h``."""
+    """Gated recurrent unit layer as ``torch.nn.GRU`` (gates r, z, n); state ``h``.
+
+    ``reset_after=False`` (keyword-only, CPU only) applies the reset before the recurrent
+    product, ``n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)`` (Keras ``reset_after=False``);
+    the default ``True`` is PyTorch's form. Parameter names and shapes are the same.
+    """
 
     _gates = 3
     _cell = "gru"
 
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype=np.float32, seed=None, *, num_threads: Optional[int] = None,
+                 reset_after: bool = True) -> None:
+        self._cell = F.gru_cell_name(reset_after)  # validates
+        self.reset_after = bool(reset_after)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed, num_threads=num_threads)
+
     def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt):
         y, h_n, cache = F.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, reverse=reverse,
-                                      lengths=lengths, training=training, num_threads=nt)
+                                      lengths=lengths, training=training, num_threads=nt,
+                                      reset_after=self.reset_after)
         return y, h_n, None, cache
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s + ("" if self.reset_after else ", reset_after=False")
 
     def _cell_backward(self, cache, dy, dh_n, dc_n):
         dx, dh0, dparams = F.gru_backward(cache, dy, dh_n)

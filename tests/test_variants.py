@@ -1,9 +1,9 @@
-"""Cell variants (coupled input-forget LSTM, peephole LSTM) against reference cells written here
-with torch operations, one step at a time, differentiated by torch autograd.
+"""Cell variants (coupled input-forget LSTM, peephole LSTM, reset-before GRU) against reference
+cells written here with torch operations, one step at a time, differentiated by torch autograd.
 
 The reference runs each batch row on its own over its own length (``reverse`` flips within the
 length), in float64 on the same (possibly float32-rounded) inputs:
-``loss = (y*dy).sum() + (h_n*dh).sum() + (c_n*dc).sum()``. Also: float64 gradcheck through a
+``loss = (y*dy).sum() + (h_n*dh).sum() [+ (c_n*dc).sum()]``. Also: float64 gradcheck through a
 torch.autograd.Function wrapping pyrnn, stacked bidirectional layers against the reference
 composed by hand, thread-count independence, forget_bias initialisation and bad combinations.
 """
@@ -14,20 +14,37 @@ torch = pytest.importorskip("torch")
 
 from pyrnn import _core  # noqa: E402
 from pyrnn import functional as F  # noqa: E402
-from pyrnn.layers import LSTM  # noqa: E402
+from pyrnn.layers import GRU, LSTM  # noqa: E402
 from torch_oracle import compare  # noqa: E402
 
 torch.set_num_threads(1)
 
-VARIANTS = ["lstm", "coupled", "peephole"]  # "lstm": checks the reference against the base cell
-GATES = {"lstm": 4, "coupled": 3, "peephole": 4}
+# "lstm" and "gru" check the references against the base cells (themselves checked against
+# torch.nn); "gru_rb" is the GRU with the reset before the recurrent product (reset_after=False).
+VARIANTS = ["lstm", "coupled", "peephole", "gru", "gru_rb"]
+GATES = {"lstm": 4, "coupled": 3, "peephole": 4, "gru": 3, "gru_rb": 3}
+GRUS = ("gru", "gru_rb")
 PEEP = ("w_ci", "w_cf", "w_co")
 
 
 # --------------------------------------------------------------------------- torch reference
 
 def ref_step(variant, x, h, c, p):
-    """One step of the variant on torch tensors; p: dict of torch parameters (standard names)."""
+    """One step of the variant on torch tensors; p: dict of torch parameters (standard names).
+    GRUs carry c through unchanged."""
+    if variant in GRUS:
+        gx = x @ p["w_ih"].T + (p["b_ih"] if "b_ih" in p else 0)
+        bh = p["b_hh"] if "b_hh" in p else torch.zeros(p["w_hh"].shape[0], dtype=x.dtype)
+        xr, xz, xn = gx.chunk(3, dim=-1)
+        w_hr, w_hz, w_hn = p["w_hh"].chunk(3, dim=0)
+        b_hr, b_hz, b_hn = bh.chunk(3, dim=-1)
+        r = torch.sigmoid(xr + h @ w_hr.T + b_hr)
+        z = torch.sigmoid(xz + h @ w_hz.T + b_hz)
+        if variant == "gru":
+            n = torch.tanh(xn + r * (h @ w_hn.T + b_hn))
+        else:
+            n = torch.tanh(xn + (r * h) @ w_hn.T + b_hn)
+        return (1 - z) * n + z * h, c
     a = x @ p["w_ih"].T + h @ p["w_hh"].T
     if "b_ih" in p:
         a = a + p["b_ih"] + p["b_hh"]
@@ -96,6 +113,15 @@ def make_case(variant, T, B, I, H, *, dtype, seed, bias=True, lengths=False, sta
 
 def run_pyrnn(case, reverse, num_threads=1):
     p, var = case["p"], case["variant"]
+    if var in GRUS:
+        y, h_n, cache = F.gru_forward(case["x"], p["w_ih"], p["w_hh"], p.get("b_ih"),
+                                      p.get("b_hh"), case["h0"], reverse=reverse,
+                                      lengths=case["lengths"], training=True,
+                                      num_threads=num_threads, reset_after=var == "gru")
+        dx, dh0, dp = F.gru_backward(cache, case["dy"], case["dh"])
+        out = dict(y=y, h_n=h_n, dx=dx, dh0=dh0)
+        out.update({"d" + k: v for k, v in dp.items()})
+        return out
     kw = dict(coupled=var == "coupled",
               peephole=tuple(p[n] for n in PEEP) if var == "peephole" else None)
     y, (h_n, c_n), cache = F.lstm_forward(case["x"], p["w_ih"], p["w_hh"], p.get("b_ih"),
@@ -118,9 +144,11 @@ def run_torch(case, reverse):
     x = t(case["x"])
     h0 = t(case["h0"] if case["h0"] is not None else np.zeros((B, H)))
     c0 = t(case["c0"] if case["c0"] is not None else np.zeros((B, H)))
+    gru = case["variant"] in GRUS
     y, h_n, c_n = ref_sequence(case["variant"], x, h0, c0, p, case["lengths"], reverse)
-    loss = (y * t(case["dy"], False)).sum() + (h_n * t(case["dh"], False)).sum() \
-        + (c_n * t(case["dc"], False)).sum()
+    loss = (y * t(case["dy"], False)).sum() + (h_n * t(case["dh"], False)).sum()
+    if not gru:
+        loss = loss + (c_n * t(case["dc"], False)).sum()
     loss.backward()
 
     def g(a):
@@ -129,6 +157,8 @@ def run_torch(case, reverse):
     out = dict(y=y.detach().numpy(), h_n=h_n.detach().numpy(), c_n=c_n.detach().numpy(),
                dx=g(x), dh0=g(h0), dc0=g(c0))
     out.update({"d" + k: g(v) for k, v in p.items()})
+    if gru:
+        del out["c_n"], out["dc0"]
     return out
 
 
@@ -226,11 +256,52 @@ def test_gradcheck(variant, reverse, lengths):
         lambda *a: PyrnnLSTM.apply(variant, reverse, lens, *a), inputs, eps=1e-6, atol=1e-7)
 
 
+class PyrnnGRU(torch.autograd.Function):
+    """pyrnn's reset-before GRU as a torch op (test only); backward reruns the forward."""
+
+    @staticmethod
+    def forward(ctx, reverse, lengths, x, h0, w_ih, w_hh, b_ih, b_hh):
+        ctx.args = (reverse, lengths)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh)
+        y, h_n, _ = _run_gru(reverse, lengths, x, h0, w_ih, w_hh, b_ih, b_hh, False)
+        return torch.from_numpy(y), torch.from_numpy(h_n)
+
+    @staticmethod
+    def backward(ctx, dy, dh):
+        reverse, lengths = ctx.args
+        _, _, cache = _run_gru(reverse, lengths, *ctx.saved_tensors, True)
+        dx, dh0, dp = F.gru_backward(cache, dy.numpy(), dh.numpy())
+        grads = [dx, dh0, dp["w_ih"], dp["w_hh"], dp["b_ih"], dp["b_hh"]]
+        return (None, None) + tuple(torch.from_numpy(g) for g in grads)
+
+
+def _run_gru(reverse, lengths, x, h0, w_ih, w_hh, b_ih, b_hh, training):
+    n = [a.detach().numpy() for a in (x, h0, w_ih, w_hh, b_ih, b_hh)]
+    return F.gru_forward(n[0], n[2], n[3], n[4], n[5], n[1], reverse=reverse, lengths=lengths,
+                         training=training, num_threads=1, reset_after=False)
+
+
+@pytest.mark.parametrize("reverse,lengths", [(False, None), (True, [3, 1, 2])],
+                         ids=["fwd", "rev_lengths"])
+def test_gradcheck_gru_reset_before(reverse, lengths):
+    case = make_case("gru_rb", 3, 3, 2, 3, dtype=np.float64, seed=6)
+    p = case["p"]
+    inputs = [torch.tensor(a, requires_grad=True)
+              for a in (case["x"], case["h0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])]
+    lens = None if lengths is None else np.asarray(lengths)
+    assert torch.autograd.gradcheck(
+        lambda *a: PyrnnGRU.apply(reverse, lens, *a), inputs, eps=1e-6, atol=1e-7)
+
+
 # --------------------------------------------------------------------------- layers
 
 def _ref_layer(layer, x, lengths, h0, c0, dy, dh, dc):
     """The layer composed by hand from ref_sequence; returns outputs and grads (numpy)."""
-    variant = "coupled" if layer.coupled else "peephole" if layer.peephole else "lstm"
+    gru = isinstance(layer, GRU)
+    if gru:
+        variant = "gru" if layer.reset_after else "gru_rb"
+    else:
+        variant = "coupled" if layer.coupled else "peephole" if layer.peephole else "lstm"
     P = {k: torch.tensor(np.asarray(v, np.float64), requires_grad=True)
          for k, v in layer.params.items()}
     xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
@@ -244,7 +315,7 @@ def _ref_layer(layer, x, lengths, h0, c0, dy, dh, dc):
             sfx = f"_l{lay}" + ("_reverse" if d else "")
             p = {"w_ih": P["weight_ih" + sfx], "w_hh": P["weight_hh" + sfx],
                  "b_ih": P["bias_ih" + sfx], "b_hh": P["bias_hh" + sfx]}
-            if layer.peephole:
+            if not gru and layer.peephole:
                 p.update({n: P[f"weight_{n[2:]}" + sfx] for n in PEEP})
             y, h, c = ref_sequence(variant, inp, h0t[lay * D + d], c0t[lay * D + d], p,
                                    lengths, d == 1)
@@ -254,10 +325,14 @@ def _ref_layer(layer, x, lengths, h0, c0, dy, dh, dc):
         inp = torch.cat(outs, dim=2)
     h_n, c_n = torch.stack(hs), torch.stack(cs)
     loss = (inp * torch.from_numpy(np.asarray(dy, np.float64))).sum() \
-        + (h_n * torch.from_numpy(np.asarray(dh, np.float64))).sum() \
-        + (c_n * torch.from_numpy(np.asarray(dc, np.float64))).sum()
+        + (h_n * torch.from_numpy(np.asarray(dh, np.float64))).sum()
+    if not gru:
+        loss = loss + (c_n * torch.from_numpy(np.asarray(dc, np.float64))).sum()
     loss.backward()
     grads = {k: v.grad.numpy() for k, v in P.items()}
+    if gru:
+        return (inp.detach().numpy(), h_n.detach().numpy(), xt.grad.numpy(), h0t.grad.numpy(),
+                grads)
     return (inp.detach().numpy(), h_n.detach().numpy(), c_n.detach().numpy(), xt.grad.numpy(),
             h0t.grad.numpy(), c0t.grad.numpy(), grads)
 
@@ -291,6 +366,32 @@ def test_layer_stacked_bidirectional(flag, dtype):
         np.testing.assert_allclose(got, exp, err_msg=name, **tol)
     assert set(layer.grads) == set(want[6])
     for k, g in want[6].items():
+        np.testing.assert_allclose(layer.grads[k], g, err_msg=k, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gru_layer_reset_before_stacked_bidirectional(dtype):
+    T, B, I, H, L = 5, 3, 4, 6, 2
+    layer = GRU(I, H, num_layers=L, bidirectional=True, dtype=dtype, seed=8, reset_after=False,
+                num_threads=2)
+    assert "reset_after=False" in repr(layer)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    lengths = np.array([5, 2, 4])
+    h0 = rng.uniform(-0.5, 0.5, (L * 2, B, H)).astype(dtype)
+    dy = rng.standard_normal((T, B, 2 * H)).astype(dtype)
+    dh = rng.standard_normal((L * 2, B, H)).astype(dtype)
+    layer.train()
+    y, h_n = layer(x, h0, lengths=lengths)
+    dx = layer.backward(dy, dh)
+    dh0 = layer.state_grad
+    c_dummy = np.zeros_like(h0)
+    want = _ref_layer(layer, x, lengths, h0, c_dummy, dy, dh, None)
+    tol = dict(rtol=1e-9, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-4, atol=3e-5)
+    for got, exp, name in zip((y, h_n, dx, dh0), want[:4], ("y", "h_n", "dx", "dh0")):
+        np.testing.assert_allclose(got, exp, err_msg=name, **tol)
+    assert set(layer.grads) == set(want[4])
+    for k, g in want[4].items():
         np.testing.assert_allclose(layer.grads[k], g, err_msg=k, **tol)
 
 
@@ -359,7 +460,18 @@ def test_bad_combinations_raise():
     with pytest.raises(ValueError, match="peephole"):
         _core.forward(0, *args, np.zeros((3, 3)))
     with pytest.raises(ValueError, match="cell kind"):
-        _core.forward(6, *args)
+        _core.forward(7, *args)
+    with pytest.raises(TypeError, match="reset_after"):
+        F.gru_forward(x, w_ih[:9], w_hh[:9], reset_after=None)
+    with pytest.raises(TypeError, match="reset_after"):
+        GRU(2, 3, reset_after="no")
+    with pytest.raises(ValueError, match="'cuda' has no kernel"):
+        F.gru_forward(x, w_ih[:9], w_hh[:9], reset_after=False, device="cuda")
+    with pytest.raises(ValueError, match="no CUDA kernel"):
+        GRU(2, 3, reset_after=False).to("cuda")
+    _, _, gcache = F.gru_forward(x, w_ih[:9], w_hh[:9], reset_after=False, training=True)
+    with pytest.raises(ValueError, match="gru_reset_before forward"):
+        F.lstm_backward(gcache, None)
     # a variant's cache is not usable by another cell's backward
     xc, wc_ih, wc_hh = _small(G=3)
     _, _, cache = F.lstm_forward(xc, wc_ih, wc_hh, coupled=True, training=True)
@@ -379,3 +491,13 @@ def test_empty_batch_and_sequence():
         assert dx.shape == x.shape
         for n in PEEP:
             assert dp[n].shape == (3,) and not dp[n].any()
+
+
+def test_gru_reset_before_empty():
+    for T, B in ((0, 2), (3, 0)):
+        x, w_ih, w_hh = _small(G=3, T=T, B=B)
+        y, h, cache = F.gru_forward(x, w_ih, w_hh, np.ones(9), np.ones(9), reset_after=False,
+                                    training=True)
+        assert y.shape == (T, B, 3) and h.shape == (B, 3)
+        dx, dh0, dp = F.gru_backward(cache, None)
+        assert dx.shape == x.shape and not dp["w_hh"].any() and not dp["b_ih"].any()
