@@ -4,15 +4,15 @@
 //
 // Threads: each thread owns a block of hidden units [j0, j0+n) across all G gates, so a step is
 // one recurrent GEMM on its packed weight rows plus the pointwise update of its own units, and
-// one barrier.
+// one barrier. The input projection is computed in chunks of steps (bounded scratch in inference),
+// by each thread for its own columns, so it needs no barrier either.
 //
 // Two-phase cells (Cell::two_phase, the reset-before GRU) need a second recurrent product per
 // step on a value that depends on the first one's result (W_hn (r*h)): forward, the GEMM for
 // gate blocks 0..G-2, Cell::forward_a (writes r*h of own units), a barrier, the GEMM for the
 // last block on r*h, then Cell::forward. Backward mirrors it: Cell::backward (last-block and
 // non-reset gradients), a barrier, dL/d(r*h) = dG_n W_hn, Cell::backward_b, a barrier, then
-// dh = dG_{0..G-2} W_h{0..G-2}. dW_hh of the last block uses the saved r*h (aux), not h. The input projection is computed in chunks of steps (bounded scratch in inference),
-// by each thread for its own columns, so it needs no barrier either.
+// dh = dG_{0..G-2} W_h{0..G-2}. dW_hh of the last block uses the saved r*h (aux), not h.
 #pragma once
 
 #include <algorithm>
