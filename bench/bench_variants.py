@@ -2,6 +2,8 @@
 
     python bench/bench_variants.py [--T 50 --B 32 --I 256 --H 256 --threads 1 --repeats 15]
 
+(uses the importable pyrnn: the installed package, or the in-tree build with PYTHONPATH=.)
+
 Pairs: coupled LSTM and peephole LSTM vs the standard LSTM; reset-before GRU
 (reset_after=False) vs the standard GRU. Inference forward and training forward+backward,
 float32. A ratio > 1 means the variant is slower. Prints; asserts nothing.
