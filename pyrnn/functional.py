@@ -22,8 +22,12 @@ from . import _core
 from . import _validate as v
 from . import cuda as _cuda
 
-_CELL_IDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
-_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+_CELL_IDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3, "lstm_coupled": 4,
+             "lstm_peephole": 5, "gru_reset_before": 6}
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "lstm_coupled": 3,
+          "lstm_peephole": 4, "gru_reset_before": 3}
+_LSTM_CELLS = ("lstm", "lstm_coupled", "lstm_peephole")
+_PEEPHOLE_NAMES = ("w_ci", "w_cf", "w_co")
 
 __all__ = [
     "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
@@ -35,10 +39,10 @@ class Cache:
     """What a training forward saved for its backward; one backward call consumes it."""
 
     __slots__ = ("cell", "x", "w_ih", "w_hh", "has_bias", "lengths", "reverse",
-                 "num_threads", "saves", "consumed", "device")
+                 "num_threads", "saves", "consumed", "device", "peephole")
 
     def __init__(self, cell, x, w_ih, w_hh, has_bias, lengths, reverse, num_threads, saves,
-                 device="cpu"):
+                 device="cpu", peephole=None):
         self.cell = cell
         self.x = x
         self.w_ih = w_ih
@@ -50,6 +54,7 @@ class Cache:
         self.saves = saves  # CPU: (gates, h_prev, aux) arrays; CUDA: a _core.CudaSaves
         self.consumed = False
         self.device = device
+        self.peephole = peephole  # [3, H] stacked (w_ci, w_cf, w_co) for "lstm_peephole"
 
     @property
     def shape(self):
@@ -79,9 +84,13 @@ def _device(device) -> str:
 
 
 def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, num_threads,
-             device="cpu", cuda_weights=None):
-    """``cuda_weights``: a resident _core.CudaWeights holding w_ih..b_hh (layers), else uploaded."""
+             device="cpu", cuda_weights=None, peephole=None):
+    """``cuda_weights``: a resident _core.CudaWeights holding w_ih..b_hh (layers), else uploaded.
+    ``peephole``: (w_ci, w_cf, w_co) for the "lstm_peephole" cell."""
     if _device(device) == "cuda":
+        if cell not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+            raise ValueError(f"device: 'cuda' has no kernel for the {cell} cell variant; "
+                             "run it on 'cpu'")
         _cuda.require("device='cuda'")
     G = _GATES[cell]
     xa = v.as_float_array("x", x)
@@ -105,6 +114,14 @@ def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training
     c0a = v.optional_array("c0", c0, (B, H), dtype, "= (B, H)")
     lens = v.lengths_array(lengths, B, T)
     nt = v.thread_count(num_threads, _core.max_threads())
+    peep = None
+    if cell == "lstm_peephole":
+        if not isinstance(peephole, (tuple, list)) or len(peephole) != 3:
+            raise TypeError("peephole: expected a tuple (w_ci, w_cf, w_co) of arrays [H], got "
+                            f"{type(peephole).__name__}")
+        peep = np.stack([v.optional_array(n, p, (H,), dtype, "= (H,)")
+                         if p is not None else _missing(n)
+                         for n, p in zip(_PEEPHOLE_NAMES, peephole)])
     if device == "cuda":
         weights = cuda_weights
         if weights is None:
@@ -117,13 +134,17 @@ def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training
                           device="cuda")
         return y, h_n, c_n, cache
     y, h_n, c_n, saves = _core.forward(_CELL_IDS[cell], xa, wih, whh, bih, bhh, h0a, c0a, lens,
-                                       bool(reverse), bool(training), nt)
+                                       bool(reverse), bool(training), nt, peep)
     cache = None
-    if training:
+    if training:  # np.stack made peep a private copy already
         cache = Cache(cell, _own_copy(xa, x), _own_copy(wih, w_ih), _own_copy(whh, w_hh),
                       bih is not None, None if lens is None else lens.copy(), bool(reverse), nt,
-                      saves)
+                      saves, peephole=peep)
     return y, h_n, c_n, cache
+
+
+def _missing(name):
+    raise TypeError(f"peephole: {name} is None; give all three of (w_ci, w_cf, w_co)")
 
 
 def _backward(cell, cache, dy, dh_n, dc_n, fn_name, device=None):
@@ -131,7 +152,9 @@ def _backward(cell, cache, dy, dh_n, dc_n, fn_name, device=None):
         raise ValueError(f"cache: is None; run the forward with training=True before {fn_name}")
     if not isinstance(cache, Cache):
         raise TypeError(f"cache: expected the Cache returned by a training forward, got {type(cache).__name__}")
-    if cache.cell != cell and not (cell == "rnn" and cache.cell.startswith("rnn_")):
+    if cache.cell != cell and not (cell == "rnn" and cache.cell.startswith("rnn_")) \
+            and not (cell == "lstm" and cache.cell in _LSTM_CELLS) \
+            and not (cell == "gru" and cache.cell == "gru_reset_before"):
         raise ValueError(f"cache: was made by a {cache.cell} forward, not usable by {fn_name}")
     if cache.consumed:
         raise ValueError("cache: already consumed by an earlier backward; run the forward again "
@@ -150,15 +173,20 @@ def _backward(cell, cache, dy, dh_n, dc_n, fn_name, device=None):
         cache.saves.release()  # free the GPU memory now
     else:
         gates, h_prev, aux = cache.saves
-        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _core.backward(
+        out = _core.backward(
             _CELL_IDS[cache.cell], cache.x, cache.w_ih, cache.w_hh, cache.has_bias,
-            cache.lengths, cache.reverse, gates, h_prev, aux, dya, dha, dca, cache.num_threads)
+            cache.lengths, cache.reverse, gates, h_prev, aux, dya, dha, dca, cache.num_threads,
+            cache.peephole)
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = out[:7]
     cache.consumed = True
     cache.saves = None  # free the activations
     dparams = {"w_ih": dw_ih, "w_hh": dw_hh}
     if cache.has_bias:
         dparams["b_ih"] = db_ih
         dparams["b_hh"] = db_hh
+    if cache.cell == "lstm_peephole":
+        for name, grad in zip(_PEEPHOLE_NAMES, out[7]):
+            dparams[name] = grad
     return dx, dh0, dc0, dparams
 
 
@@ -170,15 +198,34 @@ def _split_state(state, name="state"):
     return state[0], state[1]
 
 
+def lstm_cell_name(coupled=False, peephole=False) -> str:
+    """The kernel cell of an LSTM variant; raises ValueError for combinations not provided."""
+    if not isinstance(coupled, (bool, np.bool_)):
+        raise TypeError(f"coupled: expected a bool, got {type(coupled).__name__}")
+    if coupled and peephole:
+        raise ValueError("coupled=True and peephole cannot be combined: the coupled LSTM has no "
+                         "input gate for w_ci to feed (and pyrnn has no coupled-peephole kernel)")
+    return "lstm_coupled" if coupled else "lstm_peephole" if peephole else "lstm"
+
+
 def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, reverse=False, lengths=None,
-                 training=False, num_threads=None, device="cpu"):
+                 training=False, num_threads=None, device="cpu", peephole=None, coupled=False):
     """LSTM over a whole sequence. Returns ``y [T,B,H], (h_n, c_n), cache``.
 
     ``state`` is ``(h0, c0)`` (each [B, H], either may be None for zeros) or None.
+
+    Variants (CPU only):
+
+    - ``coupled=True``: coupled input-forget gate, ``c' = f*c + (1-f)*g``, three gate blocks
+      f, g, o (``w_ih [3H, I]``, ``w_hh [3H, H]``, biases ``[3H]``).
+    - ``peephole=(w_ci, w_cf, w_co)`` (each [H]): Gers & Schmidhuber peepholes,
+      ``i = s(. + w_ci*c)``, ``f = s(. + w_cf*c)``, ``o = s(. + w_co*c')`` with the new c'.
+      Not combinable with ``coupled``.
     """
+    cell = lstm_cell_name(coupled, peephole is not None)
     h0, c0 = _split_state(state)
-    y, h_n, c_n, cache = _forward("lstm", x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths,
-                                  training, num_threads, device)
+    y, h_n, c_n, cache = _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths,
+                                  training, num_threads, device, peephole=peephole)
     return y, (h_n, c_n), cache
 
 
@@ -186,17 +233,31 @@ def lstm_backward(cache, dy, dstate=None, *, device=None):
     """Backpropagation through time for ``lstm_forward(..., training=True)``.
 
     ``dy`` [T,B,H] (or None), ``dstate = (dh_n, dc_n)`` (each may be None) or None.
-    Returns ``dx, (dh0, dc0), dparams`` with dparams keys w_ih, w_hh (and b_ih, b_hh with bias).
+    Returns ``dx, (dh0, dc0), dparams`` with dparams keys w_ih, w_hh (and b_ih, b_hh with bias,
+    and w_ci, w_cf, w_co for a peephole forward). The variant is the one the cache remembers.
     """
     dh_n, dc_n = _split_state(dstate, "dstate")
     dx, dh0, dc0, dparams = _backward("lstm", cache, dy, dh_n, dc_n, "lstm_backward", device)
     return dx, (dh0, dc0), dparams
 
 
+def gru_cell_name(reset_after=True) -> str:
+    """The kernel cell of a GRU variant."""
+    if not isinstance(reset_after, (bool, np.bool_)):
+        raise TypeError(f"reset_after: expected a bool, got {type(reset_after).__name__}")
+    return "gru" if reset_after else "gru_reset_before"
+
+
 def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, reverse=False, lengths=None,
-                training=False, num_threads=None, device="cpu"):
-    """GRU (PyTorch's linear-before-reset form). Returns ``y [T,B,H], h_n [B,H], cache``."""
-    y, h_n, _, cache = _forward("gru", x, w_ih, w_hh, b_ih, b_hh, state, None, reverse, lengths,
+                training=False, num_threads=None, device="cpu", reset_after=True):
+    """GRU. Returns ``y [T,B,H], h_n [B,H], cache``.
+
+    ``reset_after=True`` (default): PyTorch's and cuDNN's form, the reset applied after the
+    recurrent product, ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``.
+    ``reset_after=False`` (CPU only): Keras' ``reset_after=False`` / the original GRU, the reset
+    applied before it, ``n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)``; same parameter shapes.
+    """
+    y, h_n, _, cache = _forward(gru_cell_name(reset_after), x, w_ih, w_hh, b_ih, b_hh, state, None, reverse, lengths,
                                 training, num_threads, device)
     return y, h_n, cache
 

@@ -160,6 +160,10 @@ class _RNNBase(Module):
         return (p[names[0]], p[names[1]],
                 p[names[2]] if self.bias else None, p[names[3]] if self.bias else None)
 
+    def _extra_params(self, layer, d):
+        """Keyword arguments of ``_cell_forward`` beyond the four standard parameters."""
+        return {}
+
     def _thread_split(self):
         """Threads per kernel call: all of them, or split between two concurrent directions."""
         n = v.thread_count(self.num_threads, _core.max_threads())
@@ -206,6 +210,9 @@ class _RNNBase(Module):
         """Run the kernels on ``"cuda"`` (weights uploaded to the GPU) or ``"cpu"``; returns self.
         Raises RuntimeError, saying why, when CUDA is not available."""
         device = F._device(device)
+        if device == "cuda" and self._cell not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+            raise ValueError(f"{type(self).__name__}.to('cuda'): no CUDA kernel for the "
+                             f"{self._cell} cell variant; it runs on 'cpu' only")
         if device == "cuda":
             _cuda.require(f"{type(self).__name__}.to('cuda')")
             cell = F._CELL_IDS[self._cell]
@@ -265,7 +272,7 @@ class _RNNBase(Module):
                     return F._forward(self._cell, inp, *params, h0, c0, d == 1, lens, training,
                                       threads[d], device="cuda", cuda_weights=weights)
                 return self._cell_forward(inp, *self._layer_params(layer, d), h0, c0, d == 1, lens,
-                                          training, threads[d])
+                                          training, threads[d], **self._extra_params(layer, d))
 
             outs = _run_directions([lambda d=d: run(d) for d in range(D)])
             for d, (_, h_n, c_n, _) in enumerate(outs):
@@ -341,7 +348,8 @@ class _RNNBase(Module):
                 if self._has_cell:
                     dstate0[1][layer * D + d] = dc0
                 for kind, key in (("weight_ih", "w_ih"), ("weight_hh", "w_hh"),
-                                  ("bias_ih", "b_ih"), ("bias_hh", "b_hh")):
+                                  ("bias_ih", "b_ih"), ("bias_hh", "b_hh"), ("weight_ci", "w_ci"),
+                                  ("weight_cf", "w_cf"), ("weight_co", "w_co")):
                     if key in dparams:
                         self.grads[self._name(kind, layer, d)] += dparams[key]
             if masks[layer] is not None:
@@ -372,16 +380,78 @@ class _RNNBase(Module):
 
 
 class LSTM(_RNNBase):
-    """Long short-term memory layer as ``torch.nn.LSTM`` (gates i, f, g, o); state ``(h, c)``."""
+    """Long short-term memory layer as ``torch.nn.LSTM`` (gates i, f, g, o); state ``(h, c)``.
+
+    Variants (keyword-only, CPU only):
+
+    - ``coupled=True``: coupled input-forget gate, ``c' = f*c + (1-f)*g``; three gate blocks
+      f, g, o, so ``weight_ih_l{k}`` is ``[3H, in]`` etc.
+    - ``peephole=True``: Gers & Schmidhuber peepholes; adds ``weight_ci_l{k}``, ``weight_cf_l{k}``,
+      ``weight_co_l{k}`` (each [H], ``_reverse`` for the reverse direction), initialised
+      U(-k, k) like the rest, drawn after the layer-direction's four standard parameters.
+      Not combinable with ``coupled`` (ValueError).
+    - ``forget_bias=b``: added, at initialisation only, to the forget-gate slice of
+      ``bias_ih_l{k}`` (``bias_hh`` is left as drawn), e.g. 1.0 as in Jozefowicz et al. 2015;
+      needs ``bias=True``. The default 0.0 keeps ``torch.nn.LSTM``'s initialisation.
+    """
 
     _gates = 4
     _has_cell = True
     _cell = "lstm"
 
-    def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype=np.float32, seed=None, *, num_threads: Optional[int] = None,
+                 coupled: bool = False, peephole: bool = False, forget_bias: float = 0.0) -> None:
+        for name, flag in (("coupled", coupled), ("peephole", peephole)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name}: expected a bool, got {type(flag).__name__}")
+        if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real) \
+                or not np.isfinite(forget_bias):
+            raise ValueError(f"forget_bias: expected a finite number, got {forget_bias!r}")
+        if forget_bias != 0 and not bias:
+            raise ValueError("forget_bias: needs bias=True (it initialises bias_ih's forget-gate "
+                             "slice)")
+        self._cell = F.lstm_cell_name(bool(coupled), bool(peephole))  # raises on bad combos
+        self.coupled, self.peephole = bool(coupled), bool(peephole)
+        self.forget_bias = float(forget_bias)
+        self._gates = 3 if self.coupled else 4
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed, num_threads=num_threads)
+        H, k = self.hidden_size, 1.0 / np.sqrt(self.hidden_size)
+        for layer in range(self.num_layers):
+            for d in range(self.num_directions):
+                if self.bias and self.forget_bias != 0:
+                    f0 = 0 if self.coupled else H  # f is block 0 (coupled) or 1 (i, f, g, o)
+                    self.params[self._name("bias_ih", layer, d)][f0:f0 + H] += \
+                        self.dtype.type(self.forget_bias)
+                if self.peephole:
+                    for kind in ("weight_ci", "weight_cf", "weight_co"):
+                        value = self.rng.uniform(-k, k, size=(H,)).astype(self.dtype)
+                        self.add_param(self._name(kind, layer, d), value)
+
+    def _extra_params(self, layer, d):
+        if not self.peephole:
+            return {}
+        return {"peephole": tuple(self.params[self._name(kind, layer, d)]
+                                  for kind in ("weight_ci", "weight_cf", "weight_co"))}
+
+    def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt,
+                      peephole=None):
         y, (h_n, c_n), cache = F.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, (h0, c0), reverse=reverse,
-                                              lengths=lengths, training=training, num_threads=nt)
+                                              lengths=lengths, training=training, num_threads=nt,
+                                              peephole=peephole, coupled=self.coupled)
         return y, h_n, c_n, cache
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        if self.coupled:
+            s += ", coupled=True"
+        if self.peephole:
+            s += ", peephole=True"
+        if self.forget_bias:
+            s += f", forget_bias={self.forget_bias}"
+        return s
 
     def _cell_backward(self, cache, dy, dh_n, dc_n):
         dx, (dh0, dc0), dparams = F.lstm_backward(cache, dy, (dh_n, dc_n))
@@ -389,15 +459,34 @@ class LSTM(_RNNBase):
 
 
 class GRU(_RNNBase):
-    """Gated recurrent unit layer as ``torch.nn.GRU`` (gates r, z, n); state ``h``."""
+    """Gated recurrent unit layer as ``torch.nn.GRU`` (gates r, z, n); state ``h``.
+
+    ``reset_after=False`` (keyword-only, CPU only) applies the reset before the recurrent
+    product, ``n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)`` (Keras ``reset_after=False``);
+    the default ``True`` is PyTorch's form. Parameter names and shapes are the same.
+    """
 
     _gates = 3
     _cell = "gru"
 
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype=np.float32, seed=None, *, num_threads: Optional[int] = None,
+                 reset_after: bool = True) -> None:
+        self._cell = F.gru_cell_name(reset_after)  # validates
+        self.reset_after = bool(reset_after)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed, num_threads=num_threads)
+
     def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt):
         y, h_n, cache = F.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, reverse=reverse,
-                                      lengths=lengths, training=training, num_threads=nt)
+                                      lengths=lengths, training=training, num_threads=nt,
+                                      reset_after=self.reset_after)
         return y, h_n, None, cache
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s + ("" if self.reset_after else ", reset_after=False")
 
     def _cell_backward(self, cache, dy, dh_n, dc_n):
         dx, dh0, dparams = F.gru_backward(cache, dy, dh_n)

@@ -134,8 +134,9 @@ T* dptr(const DeviceMem& m) {
 // ----------------------------------------------------------------------------- handles
 
 CellKind cell_kind(int cell) {
-  if (cell < 0 || cell > 3)
-    throw py::value_error("argument 'cell': unknown cell kind " + std::to_string(cell));
+  if (cell < 0 || cell > 3)  // the cell variants (4..) have no CUDA kernels
+    throw py::value_error("argument 'cell': unknown cell kind " + std::to_string(cell) +
+                          " for CUDA (the cell variants run on the CPU only)");
   return static_cast<CellKind>(cell);
 }
 
@@ -145,6 +146,9 @@ const char* cell_name(CellKind k) {
     case CellKind::GRU: return "gru";
     case CellKind::RNN_TANH: return "rnn_tanh";
     case CellKind::RNN_RELU: return "rnn_relu";
+    case CellKind::LSTM_COUPLED: return "lstm_coupled";  // CPU only: cell_kind refuses these
+    case CellKind::LSTM_PEEPHOLE: return "lstm_peephole";
+    case CellKind::GRU_RESET_BEFORE: return "gru_reset_before";
   }
   return "?";
 }

@@ -15,6 +15,9 @@ void forward(CellKind k, const ForwardArgs<T>& a) {
     case CellKind::GRU: return gru_forward(a);
     case CellKind::RNN_TANH: return rnn_forward(false, a);
     case CellKind::RNN_RELU: return rnn_forward(true, a);
+    case CellKind::LSTM_COUPLED:
+    case CellKind::LSTM_PEEPHOLE: return lstm_variant_forward(k, a);
+    case CellKind::GRU_RESET_BEFORE: return gru_reset_before_forward(a);
   }
 }
 
@@ -25,6 +28,9 @@ void backward(CellKind k, const BackwardArgs<T>& a) {
     case CellKind::GRU: return gru_backward(a);
     case CellKind::RNN_TANH: return rnn_backward(false, a);
     case CellKind::RNN_RELU: return rnn_backward(true, a);
+    case CellKind::LSTM_COUPLED:
+    case CellKind::LSTM_PEEPHOLE: return lstm_variant_backward(k, a);
+    case CellKind::GRU_RESET_BEFORE: return gru_reset_before_backward(a);
   }
 }
 

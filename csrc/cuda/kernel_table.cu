@@ -37,6 +37,9 @@ void forward(CellKind k, const ForwardArgs<T>& a) {
     case CellKind::GRU: return gru_forward(a);
     case CellKind::RNN_TANH: return rnn_forward(false, a);
     case CellKind::RNN_RELU: return rnn_forward(true, a);
+    case CellKind::LSTM_COUPLED:      // the CPU-only variants: register_cuda.cpp's cell_kind
+    case CellKind::LSTM_PEEPHOLE:     // refuses them before any call gets here
+    case CellKind::GRU_RESET_BEFORE: return;
   }
 }
 
@@ -47,6 +50,9 @@ void backward(CellKind k, const BackwardArgs<T>& a) {
     case CellKind::GRU: return gru_backward(a);
     case CellKind::RNN_TANH: return rnn_backward(false, a);
     case CellKind::RNN_RELU: return rnn_backward(true, a);
+    case CellKind::LSTM_COUPLED:      // the CPU-only variants: register_cuda.cpp's cell_kind
+    case CellKind::LSTM_PEEPHOLE:     // refuses them before any call gets here
+    case CellKind::GRU_RESET_BEFORE: return;
   }
 }
 

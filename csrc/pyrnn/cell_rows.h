@@ -20,6 +20,8 @@ struct ForwardRow {
   T* y;           // [n] output at this row's time index
   T* gates;       // [G][H] standard: saved post-activation gates, or nullptr (inference)
   T* aux;         // [n] saved auxiliary value (see ForwardArgs::aux), or nullptr
+  const T* peep;  // [3][H] standard: peephole weights w_ci, w_cf, w_co (peephole LSTM only)
+  T* rh;          // [n] two-phase cells (reset-before GRU): r*h, written by forward_a
 };
 
 template <typename T>
@@ -34,6 +36,9 @@ struct BackwardRow {
   T* dgh;          // [G][H] standard: dL/d(recurrent pre-activation)
   T* dgx;          // [G][H] standard: dL/d(input pre-activation); same as dgh except for GRU
   T* tmp;          // [n] scratch
+  const T* peep;   // [3][H] standard: peephole weights (peephole LSTM only), else nullptr
+  T* dpeep;        // [3][H] standard: peephole gradients, accumulated (+=) over steps and rows
+  const T* drh;    // [n] two-phase cells: dL/d(r*h) for backward_b (after the second GEMM)
 };
 
 }  // namespace pyrnn

@@ -9,10 +9,30 @@ namespace pyrnn {
 
 using index_t = std::int64_t;
 
-enum class CellKind : int { LSTM = 0, GRU = 1, RNN_TANH = 2, RNN_RELU = 3 };
+// LSTM_COUPLED: coupled input-forget gate, gates f, g, o: c' = f*c + (1-f)*g, h' = o*tanh(c').
+// LSTM_PEEPHOLE: gates i, f, g, o with diagonal peepholes (Gers & Schmidhuber 2000): i and f see
+// c, o sees the new c' (ForwardArgs::peephole).
+// GRU_RESET_BEFORE: gates r, z, n with the reset applied before the recurrent product (Keras
+// reset_after=False): n = tanh(W_in x + b_in + W_hn (r*h) + b_hn), h' = (1-z)*n + z*h.
+enum class CellKind : int {
+  LSTM = 0, GRU = 1, RNN_TANH = 2, RNN_RELU = 3, LSTM_COUPLED = 4, LSTM_PEEPHOLE = 5,
+  GRU_RESET_BEFORE = 6
+};
+constexpr int kCellKindCount = 7;
+
+// Cells that save ForwardArgs::aux (every one but the Elman RNN).
+inline constexpr bool has_aux(CellKind k) {
+  return k != CellKind::RNN_TANH && k != CellKind::RNN_RELU;
+}
+
+inline constexpr bool has_cell_state(CellKind k) {
+  return k == CellKind::LSTM || k == CellKind::LSTM_COUPLED || k == CellKind::LSTM_PEEPHOLE;
+}
 
 inline constexpr int gate_count(CellKind k) {
-  return k == CellKind::LSTM ? 4 : k == CellKind::GRU ? 3 : 1;
+  return k == CellKind::LSTM || k == CellKind::LSTM_PEEPHOLE ? 4
+         : k == CellKind::RNN_TANH || k == CellKind::RNN_RELU ? 1
+                                                              : 3;
 }
 
 struct Dims {
@@ -41,7 +61,9 @@ struct ForwardArgs {
   // Training saves (all nullptr in inference), step order:
   T* gates;                // [T, B, G*H] post-activation gates
   T* h_prev;               // [T, B, H] state entering the step
-  T* aux;                  // [T, B, H] LSTM: c entering the step; GRU: W_hn h + b_hn; RNN: unused
+  T* aux;                  // [T, B, H] LSTM: c entering the step; GRU: W_hn h + b_hn;
+                           // GRU_RESET_BEFORE: r*h (zero on idle rows); RNN: unused
+  const T* peephole;       // [3, H] rows w_ci, w_cf, w_co (LSTM_PEEPHOLE only), else nullptr
 };
 
 template <typename T>
@@ -66,6 +88,8 @@ struct BackwardArgs {
   T* dw_hh;                // [G*H, H] out
   T* db_ih;                // [G*H] out, or nullptr (no bias)
   T* db_hh;                // [G*H] out, or nullptr (no bias)
+  const T* peephole;       // [3, H] w_ci, w_cf, w_co (LSTM_PEEPHOLE only), else nullptr
+  T* dpeephole;            // [3, H] out: dL/d(w_ci, w_cf, w_co) (LSTM_PEEPHOLE only)
 };
 
 // One instruction-set build of the kernels. Each build lives in its own shared library with

@@ -68,4 +68,67 @@ struct GruCell {
   }
 };
 
+// GRU with the reset applied before the recurrent product (Keras reset_after=False), gates
+// r, z, n:  n = tanh(W_in x + b_in + W_hn (r*h) + b_hn),  h' = (1-z)*n + z*h.
+// A two-phase cell (recurrent.h): forward_a makes r, z and r*h; after the driver's second
+// recurrent GEMM (W_hn (r*h) into the n block) forward finishes the step. Backward: backward
+// gives the z and n gradients and the direct dh; backward_b, given dL/d(r*h), the r gradient.
+template <typename T>
+struct GruResetBeforeCell {
+  static constexpr int G = 3;
+  static constexpr bool has_c = false;
+  static constexpr bool recurrent_bias = false;  // b_hn is additive here: it folds in
+  static constexpr bool separate_dgx = false;
+  static constexpr bool two_phase = true;
+
+  static void split_bias(const T* b_ih, const T* b_hh, index_t H, T* bx, T* /*bh*/) {
+    for (index_t k = 0; k < G * H; ++k) bx[k] = b_ih[k] + b_hh[k];
+  }
+
+  static void forward_a(const ForwardRow<T>& r) {
+    const index_t n = r.n;
+    T* a = r.ph;  // [r | z] (the n block is filled by the driver afterwards)
+    for (index_t k = 0; k < 2 * n; ++k) a[k] += r.px[k];
+    sigmoid_inplace(a, 2 * n);
+    for (index_t k = 0; k < n; ++k) r.rh[k] = a[k] * r.h[k];
+    if (r.aux) std::copy_n(r.rh, n, r.aux);
+  }
+
+  static void forward(const ForwardRow<T>& r) {
+    const index_t n = r.n;
+    T* a = r.ph;
+    const T* z = a + n;
+    T* nn = a + 2 * n;
+    for (index_t k = 0; k < n; ++k) nn[k] += r.px[2 * n + k];
+    tanh_inplace(nn, n);
+    for (index_t k = 0; k < n; ++k) {
+      const T h = (T(1) - z[k]) * nn[k] + z[k] * r.h[k];
+      r.h_out[k] = h;
+      r.y[k] = h;
+    }
+    if (r.gates)
+      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
+  }
+
+  static void backward(const BackwardRow<T>& r) {
+    const index_t H = r.H;
+    for (index_t k = 0; k < r.n; ++k) {
+      const T z = r.gates[H + k], nn = r.gates[2 * H + k];
+      const T dh = r.dh[k];
+      r.dgh[k] = T(0);  // set by backward_b
+      r.dgh[H + k] = dh * (r.h[k] - nn) * z * (T(1) - z);
+      r.dgh[2 * H + k] = dh * (T(1) - z) * (T(1) - nn * nn);
+      r.dh[k] = dh * z;
+    }
+  }
+
+  static void backward_b(const BackwardRow<T>& r) {
+    for (index_t k = 0; k < r.n; ++k) {
+      const T rg = r.gates[k];
+      r.dgh[k] = r.drh[k] * r.h[k] * rg * (T(1) - rg);
+      r.dh[k] += r.drh[k] * rg;
+    }
+  }
+};
+
 }  // namespace pyrnn

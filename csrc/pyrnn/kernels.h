@@ -15,8 +15,12 @@ namespace PYRNN_ISA_NS {
 
 template <typename T> void lstm_forward(const ForwardArgs<T>& a);
 template <typename T> void lstm_backward(const BackwardArgs<T>& a);
+template <typename T> void lstm_variant_forward(CellKind k, const ForwardArgs<T>& a);
+template <typename T> void lstm_variant_backward(CellKind k, const BackwardArgs<T>& a);
 template <typename T> void gru_forward(const ForwardArgs<T>& a);
 template <typename T> void gru_backward(const BackwardArgs<T>& a);
+template <typename T> void gru_reset_before_forward(const ForwardArgs<T>& a);
+template <typename T> void gru_reset_before_backward(const BackwardArgs<T>& a);
 template <typename T> void rnn_forward(bool relu, const ForwardArgs<T>& a);
 template <typename T> void rnn_backward(bool relu, const BackwardArgs<T>& a);
 

@@ -1,4 +1,5 @@
-// LSTM cell, gate order i, f, g, o:  c' = f*c + i*g,  h' = o*tanh(c').
+// LSTM cells. Standard, gate order i, f, g, o:  c' = f*c + i*g,  h' = o*tanh(c');
+// and the coupled and peephole variants below.
 #pragma once
 
 #include "activations.h"
@@ -54,6 +55,127 @@ struct LstmCell {
       r.dgh[2 * H + k] = dc * i[k] * (T(1) - g[k] * g[k]);
       r.dgh[3 * H + k] = dh * tc[k] * o[k] * (T(1) - o[k]);
       r.dc[k] = dc * f[k];
+      r.dh[k] = T(0);
+    }
+  }
+};
+
+
+// Coupled input-forget gate LSTM, gate order f, g, o:  c' = f*c + (1-f)*g,  h' = o*tanh(c').
+template <typename T>
+struct CoupledLstmCell {
+  static constexpr int G = 3;
+  static constexpr bool has_c = true;
+  static constexpr bool recurrent_bias = false;
+  static constexpr bool separate_dgx = false;
+
+  static void split_bias(const T* b_ih, const T* b_hh, index_t H, T* bx, T* /*bh*/) {
+    for (index_t k = 0; k < G * H; ++k) bx[k] = b_ih[k] + b_hh[k];
+  }
+
+  static void forward(const ForwardRow<T>& r) {
+    const index_t n = r.n;
+    T* a = r.ph;  // [f | g | o]
+    for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
+    sigmoid_inplace(a, n);
+    tanh_inplace(a + n, n);
+    sigmoid_inplace(a + 2 * n, n);
+    const T *f = a, *g = a + n, *o = a + 2 * n;
+    if (r.gates) {
+      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
+      std::copy_n(r.c, n, r.aux);
+    }
+    for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + (T(1) - f[k]) * g[k];
+    std::copy_n(r.c, n, r.h_out);
+    tanh_inplace(r.h_out, n);
+    for (index_t k = 0; k < n; ++k) {
+      r.h_out[k] *= o[k];
+      r.y[k] = r.h_out[k];
+    }
+  }
+
+  static void backward(const BackwardRow<T>& r) {
+    const index_t H = r.H, n = r.n;
+    const T *f = r.gates, *g = r.gates + H, *o = r.gates + 2 * H;
+    T* tc = r.tmp;
+    for (index_t k = 0; k < n; ++k) tc[k] = f[k] * r.aux[k] + (T(1) - f[k]) * g[k];
+    tanh_inplace(tc, n);
+    for (index_t k = 0; k < n; ++k) {
+      const T dh = r.dh[k];
+      const T dc = r.dc[k] + dh * o[k] * (T(1) - tc[k] * tc[k]);
+      r.dgh[k] = dc * (r.aux[k] - g[k]) * f[k] * (T(1) - f[k]);
+      r.dgh[H + k] = dc * (T(1) - f[k]) * (T(1) - g[k] * g[k]);
+      r.dgh[2 * H + k] = dh * tc[k] * o[k] * (T(1) - o[k]);
+      r.dc[k] = dc * f[k];
+      r.dh[k] = T(0);
+    }
+  }
+};
+
+// Peephole LSTM (Gers & Schmidhuber 2000), gate order i, f, g, o, diagonal peepholes
+// w_ci, w_cf, w_co (rows of r.peep):
+//   i = s(. + w_ci*c), f = s(. + w_cf*c), c' = f*c + i*g, o = s(. + w_co*c'), h' = o*tanh(c').
+template <typename T>
+struct PeepholeLstmCell {
+  static constexpr int G = 4;
+  static constexpr bool has_c = true;
+  static constexpr bool recurrent_bias = false;
+  static constexpr bool separate_dgx = false;
+
+  static void split_bias(const T* b_ih, const T* b_hh, index_t H, T* bx, T* /*bh*/) {
+    for (index_t k = 0; k < G * H; ++k) bx[k] = b_ih[k] + b_hh[k];
+  }
+
+  static void forward(const ForwardRow<T>& r) {
+    const index_t n = r.n, H = r.H;
+    const T *wci = r.peep, *wcf = r.peep + H, *wco = r.peep + 2 * H;
+    T* a = r.ph;  // [i | f | g | o]
+    for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
+    for (index_t k = 0; k < n; ++k) {
+      a[k] += wci[k] * r.c[k];
+      a[n + k] += wcf[k] * r.c[k];
+    }
+    sigmoid_inplace(a, 2 * n);
+    tanh_inplace(a + 2 * n, n);
+    const T *i = a, *f = a + n, *g = a + 2 * n;
+    T* o = a + 3 * n;
+    if (r.gates) std::copy_n(r.c, n, r.aux);
+    for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + i[k] * g[k];
+    for (index_t k = 0; k < n; ++k) o[k] += wco[k] * r.c[k];
+    sigmoid_inplace(o, n);
+    if (r.gates)
+      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
+    std::copy_n(r.c, n, r.h_out);
+    tanh_inplace(r.h_out, n);
+    for (index_t k = 0; k < n; ++k) {
+      r.h_out[k] *= o[k];
+      r.y[k] = r.h_out[k];
+    }
+  }
+
+  static void backward(const BackwardRow<T>& r) {
+    const index_t H = r.H, n = r.n;
+    const T *i = r.gates, *f = r.gates + H, *g = r.gates + 2 * H, *o = r.gates + 3 * H;
+    const T *wci = r.peep, *wcf = r.peep + H, *wco = r.peep + 2 * H;
+    T *dwci = r.dpeep, *dwcf = r.dpeep + H, *dwco = r.dpeep + 2 * H;
+    T* tc = r.tmp;
+    for (index_t k = 0; k < n; ++k) tc[k] = f[k] * r.aux[k] + i[k] * g[k];
+    tanh_inplace(tc, n);
+    for (index_t k = 0; k < n; ++k) {
+      const T dh = r.dh[k], cp = r.aux[k];
+      const T cn = f[k] * cp + i[k] * g[k];
+      const T dpo = dh * tc[k] * o[k] * (T(1) - o[k]);
+      const T dc = r.dc[k] + dh * o[k] * (T(1) - tc[k] * tc[k]) + dpo * wco[k];
+      const T dpi = dc * g[k] * i[k] * (T(1) - i[k]);
+      const T dpf = dc * cp * f[k] * (T(1) - f[k]);
+      r.dgh[k] = dpi;
+      r.dgh[H + k] = dpf;
+      r.dgh[2 * H + k] = dc * i[k] * (T(1) - g[k] * g[k]);
+      r.dgh[3 * H + k] = dpo;
+      dwci[k] += dpi * cp;
+      dwcf[k] += dpf * cp;
+      dwco[k] += dpo * cn;
+      r.dc[k] = dc * f[k] + dpi * wci[k] + dpf * wcf[k];
       r.dh[k] = T(0);
     }
   }

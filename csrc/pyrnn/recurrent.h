@@ -6,10 +6,18 @@
 // one recurrent GEMM on its packed weight rows plus the pointwise update of its own units, and
 // one barrier. The input projection is computed in chunks of steps (bounded scratch in inference),
 // by each thread for its own columns, so it needs no barrier either.
+//
+// Two-phase cells (Cell::two_phase, the reset-before GRU) need a second recurrent product per
+// step on a value that depends on the first one's result (W_hn (r*h)): forward, the GEMM for
+// gate blocks 0..G-2, Cell::forward_a (writes r*h of own units), a barrier, the GEMM for the
+// last block on r*h, then Cell::forward. Backward mirrors it: Cell::backward (last-block and
+// non-reset gradients), a barrier, dL/d(r*h) = dG_n W_hn, Cell::backward_b, a barrier, then
+// dh = dG_{0..G-2} W_h{0..G-2}. dW_hh of the last block uses the saved r*h (aux), not h.
 #pragma once
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -22,6 +30,12 @@
 
 namespace pyrnn {
 namespace detail {
+
+template <class C, class = void>
+struct is_two_phase : std::false_type {};
+template <class C>
+struct is_two_phase<C, std::void_t<decltype(C::two_phase)>>
+    : std::integral_constant<bool, C::two_phase> {};
 
 
 constexpr index_t kChunkRows = 1024;  // input-projection rows per chunk
@@ -62,6 +76,7 @@ template <typename T, class Cell>
 void recurrent_forward(const ForwardArgs<T>& a) {
   using namespace detail;
   constexpr int G = Cell::G;
+  constexpr bool two = is_two_phase<Cell>::value;
   const index_t T_ = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H, GH = G * H;
   if (B == 0 || H == 0) return;  // every output is empty
 
@@ -75,7 +90,8 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const index_t depth_blocks = PW::depth_blocks(H);
   Workspace ws;
   T *wih_pk = nullptr, *whh_pk = nullptr, *bias_x, *bias_h = nullptr, *bx_pk, *bh_pk = nullptr;
-  T *P, *Gh, *hbuf, *cbuf = nullptr, *Xs = nullptr, *whh_gebp = nullptr, *step_work = nullptr;
+  T *P, *Gh, *hbuf, *cbuf = nullptr, *Xs = nullptr, *whh_gebp, *step_work;
+  T *whh_gebp2 = nullptr, *rh = nullptr;  // two-phase: last block's packed rows, r*h [B, H]
   if (packed) {
     ws.request(wih_pk, GH * I);  // [G*H, I] block layout
     ws.request(whh_pk, GH * H);  // [G*H, H] block layout
@@ -91,12 +107,11 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   ws.request(hbuf, 2 * B * H);                // [2][B, H] state double buffer
   if (Cell::has_c) ws.request(cbuf, B * H);   // [B, H] cell state
   if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
-  // Packing w_hh into GEBP panels costs about one step's GEMM: worth it from two steps on
-  // (a single step, e.g. sampling one character, uses a plain product).
-  const bool prepack = T_ > 1;
-  if (prepack) {
-    ws.request(whh_gebp, packed_buffer_size(GH, H, nt, depth_blocks, PW::kAlign));
-    ws.request(step_work, nt * PW::scratch(B, H));
+  ws.request(whh_gebp, packed_buffer_size(GH, H, nt, depth_blocks, PW::kAlign));
+  ws.request(step_work, nt * PW::scratch(B, H));
+  if (two) {
+    ws.request(whh_gebp2, packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign));
+    ws.request(rh, B * H);
   }
   ws.allocate();
   std::fill_n(bias_x, GH, T(0));
@@ -116,13 +131,15 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     }
     pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
     PW rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
-    T* work = nullptr;
-    if (prepack) {
-      rec.template pack<Eigen::RowMajor>(
-          whh_gebp + packed_offset(col0, H, tid, depth_blocks, PW::kAlign), whh + col0 * H, H,
-          gn, H);
-      work = step_work + tid * PW::scratch(B, H);
-    }
+    rec.template pack<Eigen::RowMajor>(
+        whh_gebp + packed_offset(col0, H, tid, depth_blocks, PW::kAlign),
+        whh + col0 * H, H, two ? gn - n : gn, H);
+    PW rec2;  // two-phase: the last gate block's rows (multiplied by r*h)
+    if (two)
+      rec2.template pack<Eigen::RowMajor>(
+          whh_gebp2 + packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
+          whh + (col0 + gn - n) * H, H, n, H);
+    T* work = step_work + tid * PW::scratch(B, H);
     const T* bh = nullptr;
     if (Cell::recurrent_bias) {
       pack_gate_rows(bias_h, 1, H, G, u, bh_pk + col0);
@@ -165,11 +182,34 @@ void recurrent_forward(const ForwardArgs<T>& a) {
           for (index_t k = 0; k < gn; ++k) p[k] += bx_pk[col0 + k];
         }
       }
-      if (prepack) {
-        for (index_t b = 0; b < B; ++b) std::fill_n(Gh + b * GH + col0, gn, T(0));
-        rec.multiply_add(B, h_cur, H, Gh + col0, GH, work);
-      } else {
-        gemm_nt(B, gn, H, h_cur, H, whh + col0 * H, H, Gh + col0, GH, false);
+      for (index_t b = 0; b < B; ++b) std::fill_n(Gh + b * GH + col0, gn, T(0));
+      rec.multiply_add(B, h_cur, H, Gh + col0, GH, work);
+      auto make_row = [&](index_t b, index_t len) {
+        const size_t save = size_t((s * B + b) * H + j0);
+        return ForwardRow<T>{n,
+                             H,
+                             P + (sc * B + b) * GH + col0,
+                             Gh + b * GH + col0,
+                             bh,
+                             h_cur + b * H + j0,
+                             Cell::has_c ? cbuf + b * H + j0 : nullptr,
+                             h_nxt + b * H + j0,
+                             a.y + (time_of(a.reverse, len, s) * B + b) * H + j0,
+                             train ? a.gates + (s * B + b) * GH + j0 : nullptr,
+                             train && a.aux ? a.aux + save : nullptr,
+                             a.peephole ? a.peephole + j0 : nullptr,
+                             two ? rh + b * H + j0 : nullptr};
+      };
+      if constexpr (two) {
+        for (index_t b = 0; b < B; ++b) {
+          const index_t len = row_length(a.lengths, b, T_);
+          if (s >= len)
+            std::fill_n(rh + b * H + j0, n, T(0));
+          else
+            Cell::forward_a(make_row(b, len));
+        }
+        bar.wait();  // r*h of every unit before the second recurrent GEMM
+        rec2.multiply_add(B, rh, H, Gh + col0 + gn - n, GH, work);
       }
       for (index_t b = 0; b < B; ++b) {
         const index_t len = row_length(a.lengths, b, T_);
@@ -179,21 +219,11 @@ void recurrent_forward(const ForwardArgs<T>& a) {
         if (s >= len) {  // idle row: carry the state; saved h_prev zero so its dW terms vanish
           std::copy_n(h_row, n, h_out);
           if (train) std::fill_n(a.h_prev + save, n, T(0));
+          if (two && train && a.aux) std::fill_n(a.aux + save, n, T(0));
           continue;
         }
         if (train) std::copy_n(h_row, n, a.h_prev + save);
-        const ForwardRow<T> row{n,
-                                H,
-                                P + (sc * B + b) * GH + col0,
-                                Gh + b * GH + col0,
-                                bh,
-                                h_row,
-                                Cell::has_c ? cbuf + b * H + j0 : nullptr,
-                                h_out,
-                                a.y + (time_of(a.reverse, len, s) * B + b) * H + j0,
-                                train ? a.gates + (s * B + b) * GH + j0 : nullptr,
-                                train && a.aux ? a.aux + save : nullptr};
-        Cell::forward(row);
+        Cell::forward(make_row(b, len));
       }
       bar.wait();  // h_nxt complete before anyone's next recurrent GEMM
       std::swap(h_cur, h_nxt);
@@ -210,7 +240,9 @@ template <typename T, class Cell>
 void recurrent_backward(const BackwardArgs<T>& a) {
   using namespace detail;
   constexpr int G = Cell::G;
+  constexpr bool two = is_two_phase<Cell>::value;
   const index_t T_ = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H, GH = G * H, TB = T_ * B;
+  const index_t GHa = two ? GH - H : GH;  // gate rows of the first recurrent product
 
   const int nt = step_threads(a.num_threads, B, H, G);
   const bool remap = a.reverse;                    // dX computed in step order, then scattered
@@ -219,7 +251,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   const index_t depth_blocks = PW::depth_blocks(GH);
   Workspace ws;
   T *dgh, *dgx = nullptr, *dh, *dc = nullptr, *tmp, *Xs = nullptr, *dXs = nullptr;
-  T *whh_gebp, *step_work;
+  T *whh_gebp, *step_work, *whh_gebp2 = nullptr, *drh = nullptr;
   ws.request(dgh, TB * GH);                          // [T, B, G*H] step order
   if (Cell::separate_dgx) ws.request(dgx, TB * GH);  // [T, B, G*H] step order
   ws.request(dh, B * H);                             // [B, H] carried dL/dh
@@ -229,6 +261,10 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   if (remap) ws.request(dXs, TB * I);                // [T, B, I] dx in step order
   ws.request(whh_gebp, packed_buffer_size(H, GH, nt, depth_blocks, PW::kAlign));
   ws.request(step_work, nt * PW::scratch(B, GH));
+  if (two) {
+    ws.request(whh_gebp2, packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign));
+    ws.request(drh, B * H);  // [B, H] dL/d(r*h)
+  }
   ws.allocate();
   if (!Cell::separate_dgx) dgx = dgh;
   const T* xsrc = gather ? Xs : a.x;
@@ -240,13 +276,22 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     PW rec;  // w_hh[:, own units]^T, packed once for the per-step GEMM
     rec.template pack<Eigen::ColMajor>(
         whh_gebp + packed_offset(j0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + j0, H,
-        n, GH);
+        n, GHa);
+    PW rec2;  // two-phase: w_h{last}[:, own units]^T
+    if (two)
+      rec2.template pack<Eigen::ColMajor>(
+          whh_gebp2 + packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
+          a.w_hh + GHa * H + j0, H, n, H);
     T* work = step_work + tid * PW::scratch(B, GH);
     for (index_t b = 0; b < B; ++b)
       for (index_t k = j0; k < j0 + n; ++k) {
         dh[b * H + k] = a.dh_n ? a.dh_n[b * H + k] : T(0);
         if (Cell::has_c) dc[b * H + k] = a.dc_n ? a.dc_n[b * H + k] : T(0);
       }
+    // Peephole gradients: each thread accumulates its own (exclusive) units in a fixed order
+    // (steps descending, rows ascending), so the sums are deterministic for any thread count.
+    if (a.dpeephole)
+      for (int q = 0; q < 3; ++q) std::fill_n(a.dpeephole + q * H + j0, n, T(0));
 
     for (index_t s = T_ - 1; s >= 0; --s) {
       for (index_t b = 0; b < B; ++b) {
@@ -274,8 +319,26 @@ void recurrent_backward(const BackwardArgs<T>& a) {
                                  Cell::has_c ? dc + b * H + j0 : nullptr,
                                  dgh + g_off,
                                  dgx + g_off,
-                                 tmp + j0};
+                                 tmp + j0,
+                                 a.peephole ? a.peephole + j0 : nullptr,
+                                 a.dpeephole ? a.dpeephole + j0 : nullptr,
+                                 two ? drh + b * H + j0 : nullptr};
         Cell::backward(row);
+      }
+      if constexpr (two) {
+        bar.wait();  // dL/d(r*h) reads every thread's last-block gradients of step s
+        for (index_t b = 0; b < B; ++b) std::fill_n(drh + b * H + j0, n, T(0));
+        rec2.multiply_add(B, dgh + s * B * GH + GHa, GH, drh + j0, H, work);
+        for (index_t b = 0; b < B; ++b) {
+          const index_t len = row_length(a.lengths, b, T_);
+          if (s >= len) continue;
+          const size_t g_off = size_t((s * B + b) * GH + j0);
+          const size_t off = size_t((s * B + b) * H + j0);
+          Cell::backward_b(BackwardRow<T>{n, H, a.gates + g_off, a.h_prev + off,
+                                          a.aux ? a.aux + off : nullptr, dh + b * H + j0,
+                                          nullptr, dgh + g_off, dgx + g_off, tmp + j0, nullptr,
+                                          nullptr, drh + b * H + j0});
+        }
       }
       bar.wait();  // the recurrent GEMM reads every thread's gate gradients of step s
       rec.multiply_add(B, dgh + s * B * GH, GH, dh + j0, H, work);
@@ -300,8 +363,15 @@ void recurrent_backward(const BackwardArgs<T>& a) {
 
     // Weight and bias gradients: each thread owns a block of gate rows.
     const Range gr = split_range(GH, nthreads, tid, kUnitAlign);
-    gemm_tn(gr.size(), H, TB, dgh + gr.begin, GH, a.h_prev, H, a.dw_hh + gr.begin * H, H,
-            false);
+    if (!two) {
+      gemm_tn(gr.size(), H, TB, dgh + gr.begin, GH, a.h_prev, H, a.dw_hh + gr.begin * H, H,
+              false);
+    } else {  // rows below GHa multiply h, the last block's rows multiply r*h (saved in aux)
+      const index_t mid = std::min(std::max(gr.begin, GHa), gr.end);
+      gemm_tn(mid - gr.begin, H, TB, dgh + gr.begin, GH, a.h_prev, H, a.dw_hh + gr.begin * H,
+              H, false);
+      gemm_tn(gr.end - mid, H, TB, dgh + mid, GH, a.aux, H, a.dw_hh + mid * H, H, false);
+    }
     gemm_tn(gr.size(), I, TB, dgx + gr.begin, GH, xsrc, I, a.dw_ih + gr.begin * I, I, false);
     if (a.db_ih) {
       std::fill(a.db_ih + gr.begin, a.db_ih + gr.end, T(0));
