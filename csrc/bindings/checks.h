@@ -46,6 +46,18 @@ const T* checked(const py::object& obj, const char* name, const std::vector<inde
   return static_cast<const T*>(arr.data());
 }
 
+// The int64 lengths [B] (0 <= length <= T), or nullptr when None.
+inline const index_t* checked_lengths(const py::object& lengths, index_t B, index_t T) {
+  const index_t* p = checked<index_t>(lengths, "lengths", {B}, true);
+  if (p)
+    for (index_t b = 0; b < B; ++b)
+      if (p[b] < 0 || p[b] > T)
+        throw py::value_error("argument 'lengths': entry " + std::to_string(b) + " is " +
+                              std::to_string(p[b]) + ", expected 0 <= length <= " +
+                              std::to_string(T));
+  return p;
+}
+
 template <typename T>
 py::array_t<T> empty(const std::vector<index_t>& shape) {
   return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));

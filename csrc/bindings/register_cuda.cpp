@@ -294,17 +294,6 @@ struct CudaSaves {
 
 // ----------------------------------------------------------------------------- checks
 
-const index_t* checked_lengths(const py::object& lengths, index_t B, index_t T) {
-  const index_t* p = checked<index_t>(lengths, "lengths", {B}, true);
-  if (p)
-    for (index_t b = 0; b < B; ++b)
-      if (p[b] < 0 || p[b] > T)
-        throw py::value_error("argument 'lengths': entry " + std::to_string(b) + " is " +
-                              std::to_string(p[b]) + ", expected 0 <= length <= " +
-                              std::to_string(T));
-  return p;
-}
-
 void check_weights_match(const CudaWeights& w, CellKind kind, const py::array& x) {
   if (gate_count(w.kind) != gate_count(kind) ||
       (kind == CellKind::LSTM) != (w.kind == CellKind::LSTM))

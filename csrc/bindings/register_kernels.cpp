@@ -19,17 +19,6 @@ CellKind cell_kind(int cell) {
   return static_cast<CellKind>(cell);
 }
 
-const index_t* checked_lengths(const py::object& lengths, index_t B, index_t T) {
-  const index_t* p = checked<index_t>(lengths, "lengths", {B}, true);
-  if (p)
-    for (index_t b = 0; b < B; ++b)
-      if (p[b] < 0 || p[b] > T)
-        throw py::value_error("argument 'lengths': entry " + std::to_string(b) + " is " +
-                              std::to_string(p[b]) + ", expected 0 <= length <= " +
-                              std::to_string(T));
-  return p;
-}
-
 int checked_threads(int num_threads) {
   if (num_threads < 1)
     throw py::value_error("argument 'num_threads': expected >= 1, got " +
