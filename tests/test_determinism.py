@@ -187,7 +187,7 @@ def _digest_in_subprocess(env_extra):
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(os.path.abspath(pyrnn.__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", _DIGEST_SCRIPT, here], env=env,
+    out = subprocess.run([sys.executable, "-c", _DIGEST_SCRIPT, here], env=env, cwd=root,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout.strip().splitlines()[-1]

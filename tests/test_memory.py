@@ -76,7 +76,7 @@ def _run_script(body: str, timeout=240):
             except BaseException as e:
                 return [type(e).__name__, str(e)[:300]]
     """)
-    out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(body)], env=env,
+    out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(body)], env=env, cwd=root,
                          capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"subprocess died (rc {out.returncode}):\n{out.stderr[-4000:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
