@@ -39,10 +39,10 @@ class Cache:
     """What a training forward saved for its backward; one backward call consumes it."""
 
     __slots__ = ("cell", "x", "w_ih", "w_hh", "has_bias", "lengths", "reverse",
-                 "num_threads", "saves", "consumed", "device", "peephole")
+                 "num_threads", "saves", "consumed", "device", "peephole", "w_hr")
 
     def __init__(self, cell, x, w_ih, w_hh, has_bias, lengths, reverse, num_threads, saves,
-                 device="cpu", peephole=None):
+                 device="cpu", peephole=None, w_hr=None):
         self.cell = cell
         self.x = x
         self.w_ih = w_ih
@@ -55,18 +55,26 @@ class Cache:
         self.consumed = False
         self.device = device
         self.peephole = peephole  # [3, H] stacked (w_ci, w_cf, w_co) for "lstm_peephole"
+        self.w_hr = w_hr  # [P, H] LSTM projection, or None
 
     @property
     def shape(self):
         """(T, B, I, H) of the forward that made this cache."""
         T, B, I = self.x.shape
-        return T, B, I, self.w_hh.shape[1]
+        return T, B, I, self.w_hh.shape[1] if self.w_hr is None else self.w_hr.shape[1]
+
+    @property
+    def state_size(self):
+        """Columns of y and h: H, or the projection size P."""
+        return self.w_hh.shape[1]
 
     def __repr__(self):
         T, B, I, H = self.shape
         state = "consumed" if self.consumed else "ready"
         where = ", cuda" if self.device == "cuda" else ""
-        return f"Cache({self.cell}, T={T}, B={B}, I={I}, H={H}, {self.x.dtype}{where}, {state})"
+        proj = "" if self.w_hr is None else f", P={self.w_hr.shape[0]}"
+        return (f"Cache({self.cell}, T={T}, B={B}, I={I}, H={H}{proj}, {self.x.dtype}{where}, "
+                f"{state})")
 
 
 def _own_copy(arr: np.ndarray, original) -> np.ndarray:
@@ -84,12 +92,15 @@ def _device(device) -> str:
 
 
 def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, num_threads,
-             device="cpu", cuda_weights=None, peephole=None):
+             device="cpu", cuda_weights=None, peephole=None, w_hr=None):
     """``cuda_weights``: a resident _core.CudaWeights holding w_ih..b_hh (layers), else uploaded.
-    ``peephole``: (w_ci, w_cf, w_co) for the "lstm_peephole" cell."""
+    ``peephole``: (w_ci, w_cf, w_co) for the "lstm_peephole" cell. ``w_hr``: LSTM projection."""
     if _device(device) == "cuda":
         if cell not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
             raise ValueError(f"device: 'cuda' has no kernel for the {cell} cell variant; "
+                             "run it on 'cpu'")
+        if w_hr is not None:
+            raise ValueError("device: 'cuda' has no kernel for the LSTM projection (w_hr); "
                              "run it on 'cpu'")
         _cuda.require("device='cuda'")
     G = _GATES[cell]
@@ -99,18 +110,29 @@ def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training
     T, B, I = xa.shape
     dtype = xa.dtype
     whh = v.as_float_array("w_hh", w_hh, dtype)
-    if whh.ndim != 2 or whh.shape[0] != G * whh.shape[1]:
+    whr = None
+    if w_hr is not None:
+        whr = v.as_float_array("w_hr", w_hr, dtype)
+        if whr.ndim != 2 or 0 in whr.shape:
+            raise ValueError(f"w_hr: expected shape (P, H) with P >= 1 and H >= 1, got "
+                             f"{v.shape_str(whr.shape)}")
+        P, H = whr.shape
+        v.expect_shape("w_hh", whh, (G * H, P),
+                       f"= ({G}*H, P) with (P, H) = {v.shape_str(whr.shape)} from w_hr")
+    elif whh.ndim != 2 or whh.shape[0] != G * whh.shape[1]:
         raise ValueError(
             f"w_hh: expected shape ({G}*H, H) for {cell} ({G} gate{'s' if G > 1 else ''}), "
             f"got {v.shape_str(whh.shape)}")
-    H = whh.shape[1]
+    else:
+        H = whh.shape[1]
+    R = whh.shape[1]  # width of h and y: H, or P with a projection
     wih = v.as_float_array("w_ih", w_ih, dtype)
     v.expect_shape("w_ih", wih, (G * H, I), f"= ({G}*H, I) with H={H} from w_hh and I={I} from x")
     if (b_ih is None) != (b_hh is None):
         raise ValueError("b_ih, b_hh: give both biases or neither")
     bih = v.optional_array("b_ih", b_ih, (G * H,), dtype, f"= ({G}*H,)")
     bhh = v.optional_array("b_hh", b_hh, (G * H,), dtype, f"= ({G}*H,)")
-    h0a = v.optional_array("h0", h0, (B, H), dtype, "= (B, H)")
+    h0a = v.optional_array("h0", h0, (B, R), dtype, "= (B, H)" if whr is None else "= (B, P)")
     c0a = v.optional_array("c0", c0, (B, H), dtype, "= (B, H)")
     lens = v.lengths_array(lengths, B, T)
     nt = v.thread_count(num_threads, _core.max_threads())
@@ -134,12 +156,12 @@ def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training
                           device="cuda")
         return y, h_n, c_n, cache
     y, h_n, c_n, saves = _core.forward(_CELL_IDS[cell], xa, wih, whh, bih, bhh, h0a, c0a, lens,
-                                       bool(reverse), bool(training), nt, peep)
+                                       bool(reverse), bool(training), nt, peep, whr)
     cache = None
     if training:  # np.stack made peep a private copy already
         cache = Cache(cell, _own_copy(xa, x), _own_copy(wih, w_ih), _own_copy(whh, w_hh),
                       bih is not None, None if lens is None else lens.copy(), bool(reverse), nt,
-                      saves, peephole=peep)
+                      saves, peephole=peep, w_hr=None if whr is None else _own_copy(whr, w_hr))
     return y, h_n, c_n, cache
 
 
@@ -163,20 +185,23 @@ def _backward(cell, cache, dy, dh_n, dc_n, fn_name, device=None):
         raise ValueError(f"device: {device!r}, but the cache was made by a forward on "
                          f"{cache.device!r}; the backward runs where its forward ran")
     T, B, _, H = cache.shape
+    R = cache.state_size
     dtype = cache.x.dtype
-    dya = v.optional_array("dy", dy, (T, B, H), dtype, "= (T, B, H), like y")
-    dha = v.optional_array("dh_n", dh_n, (B, H), dtype, "= (B, H), like h_n")
+    what = "H" if cache.w_hr is None else "P"
+    dya = v.optional_array("dy", dy, (T, B, R), dtype, f"= (T, B, {what}), like y")
+    dha = v.optional_array("dh_n", dh_n, (B, R), dtype, f"= (B, {what}), like h_n")
     dca = v.optional_array("dc_n", dc_n, (B, H), dtype, "= (B, H), like c_n")
     if cache.device == "cuda":
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _core.cuda_backward(
             _CELL_IDS[cache.cell], cache.saves, dya, dha, dca)
         cache.saves.release()  # free the GPU memory now
     else:
-        gates, h_prev, aux = cache.saves
+        gates, h_prev, aux = cache.saves[:3]
+        proj_in = cache.saves[3] if cache.w_hr is not None else None
         out = _core.backward(
             _CELL_IDS[cache.cell], cache.x, cache.w_ih, cache.w_hh, cache.has_bias,
             cache.lengths, cache.reverse, gates, h_prev, aux, dya, dha, dca, cache.num_threads,
-            cache.peephole)
+            cache.peephole, cache.w_hr, proj_in)
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = out[:7]
     cache.consumed = True
     cache.saves = None  # free the activations
@@ -187,6 +212,8 @@ def _backward(cell, cache, dy, dh_n, dc_n, fn_name, device=None):
     if cache.cell == "lstm_peephole":
         for name, grad in zip(_PEEPHOLE_NAMES, out[7]):
             dparams[name] = grad
+    if cache.w_hr is not None:
+        dparams["w_hr"] = out[-1]
     return dx, dh0, dc0, dparams
 
 
@@ -209,10 +236,15 @@ def lstm_cell_name(coupled=False, peephole=False) -> str:
 
 
 def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, reverse=False, lengths=None,
-                 training=False, num_threads=None, device="cpu", peephole=None, coupled=False):
+                 training=False, num_threads=None, device="cpu", peephole=None, coupled=False,
+                 w_hr=None):
     """LSTM over a whole sequence. Returns ``y [T,B,H], (h_n, c_n), cache``.
 
     ``state`` is ``(h0, c0)`` (each [B, H], either may be None for zeros) or None.
+
+    ``w_hr`` [P, H] (CPU only): an LSTM with projection, as ``torch.nn.LSTM(proj_size=P)``:
+    ``h' = W_hr (o*tanh(c'))``, so h0, h_n and y have P columns and ``w_hh`` is [4H, P];
+    c0 and c_n stay [B, H]. Combines with ``coupled`` and ``peephole``.
 
     Variants (CPU only):
 
@@ -225,16 +257,18 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, state=None, *, reverse=Fal
     cell = lstm_cell_name(coupled, peephole is not None)
     h0, c0 = _split_state(state)
     y, h_n, c_n, cache = _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths,
-                                  training, num_threads, device, peephole=peephole)
+                                  training, num_threads, device, peephole=peephole, w_hr=w_hr)
     return y, (h_n, c_n), cache
 
 
 def lstm_backward(cache, dy, dstate=None, *, device=None):
     """Backpropagation through time for ``lstm_forward(..., training=True)``.
 
-    ``dy`` [T,B,H] (or None), ``dstate = (dh_n, dc_n)`` (each may be None) or None.
+    ``dy`` [T,B,H] (or None), ``dstate = (dh_n, dc_n)`` (each may be None) or None; with a
+    projection dy and dh_n have P columns.
     Returns ``dx, (dh0, dc0), dparams`` with dparams keys w_ih, w_hh (and b_ih, b_hh with bias,
-    and w_ci, w_cf, w_co for a peephole forward). The variant is the one the cache remembers.
+    w_ci, w_cf, w_co for a peephole forward, w_hr with a projection). The variant is the one the
+    cache remembers.
     """
     dh_n, dc_n = _split_state(dstate, "dstate")
     dx, dh0, dc0, dparams = _backward("lstm", cache, dy, dh_n, dc_n, "lstm_backward", device)

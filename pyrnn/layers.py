@@ -9,7 +9,8 @@ and leaves the gradient of the initial state in ``layer.state_grad``.
 
 Shapes (DESIGN.md legend): ``x [T, B, I]`` (``[B, T, I]`` with ``batch_first``),
 ``y [T, B, D*H]`` (``[B, T, D*H]``), every state ``[L*D, B, H]`` in PyTorch's order
-(layer-major, forward direction before reverse), whatever ``batch_first`` says.
+(layer-major, forward direction before reverse), whatever ``batch_first`` says. An LSTM with
+``proj_size=P`` has P in place of H in y and h (c stays H wide), as ``torch.nn.LSTM``.
 
 The two directions of a bidirectional layer run concurrently in two Python threads (the
 kernels release the GIL), each with half of ``num_threads``; with one thread they run one
@@ -91,6 +92,7 @@ class _RNNBase(Module):
     _gates = 1
     _has_cell = False
     _cell = ""  # the kernel's cell name in pyrnn.functional ("lstm", "gru", "rnn_tanh", ...)
+    proj_size = 0  # LSTM projection size P (0: none); set before _RNNBase.__init__
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -122,14 +124,16 @@ class _RNNBase(Module):
         # k = 1/sqrt(hidden_size), in PyTorch's parameter order. The same generator then
         # draws the dropout masks, so a seed fixes both.
         self.rng = np.random.default_rng(seed)
-        G, H = self._gates, self.hidden_size
+        G, H, R = self._gates, self.hidden_size, self.output_size
         k = 1.0 / np.sqrt(H)
         for layer in range(self.num_layers):
-            layer_in = self.input_size if layer == 0 else self.num_directions * H
+            layer_in = self.input_size if layer == 0 else self.num_directions * R
             for d in range(self.num_directions):
-                shapes = [("weight_ih", (G * H, layer_in)), ("weight_hh", (G * H, H))]
+                shapes = [("weight_ih", (G * H, layer_in)), ("weight_hh", (G * H, R))]
                 if self.bias:
                     shapes += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+                if self.proj_size:
+                    shapes.append(("weight_hr", (R, H)))
                 for kind, shape in shapes:
                     value = self.rng.uniform(-k, k, size=shape).astype(self.dtype)
                     self.add_param(self._name(kind, layer, d), value)
@@ -150,6 +154,15 @@ class _RNNBase(Module):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def output_size(self) -> int:
+        """Columns of h (and of y per direction): hidden_size, or proj_size with a projection."""
+        return self.proj_size or self.hidden_size
+
+    def _state_widths(self):
+        """Width of each state (h[, c]): h is output_size wide, c hidden_size."""
+        return (self.output_size, self.hidden_size)[:len(self._state_names())]
+
     @staticmethod
     def _name(kind: str, layer: int, direction: int) -> str:
         return f"{kind}_l{layer}" + ("_reverse" if direction == 1 else "")
@@ -174,16 +187,17 @@ class _RNNBase(Module):
     def _state_names(self):
         return ("h", "c") if self._has_cell else ("h",)
 
-    def _check_state_array(self, name, value, B):
+    def _check_state_array(self, name, value, B, width):
         if value is None:
             return None
         arr = np.asarray(value)
         if arr.dtype != self.dtype:
             raise TypeError(f"{name}: expected dtype {self.dtype} (the layer's dtype), got {arr.dtype}")
-        expected = (self.num_layers * self.num_directions, B, self.hidden_size)
+        expected = (self.num_layers * self.num_directions, B, width)
         if arr.shape != expected:
+            what = "proj_size" if width != self.hidden_size else "hidden_size"
             raise ValueError(f"{name}: expected shape {_shape(expected)} = (num_layers*num_directions, "
-                             f"B, hidden_size), got {_shape(arr.shape)}")
+                             f"B, {what}), got {_shape(arr.shape)}")
         return np.ascontiguousarray(arr)
 
     def _split_state(self, state, what, B):
@@ -196,11 +210,12 @@ class _RNNBase(Module):
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError(f"{what}: expected a tuple (h, c) of arrays [L*D, B, H] or None, "
                                 f"got {type(state).__name__}")
-            return tuple(self._check_state_array(n, s, B) for n, s in zip(names, state))
+            return tuple(self._check_state_array(n, s, B, w)
+                         for n, s, w in zip(names, state, self._state_widths()))
         if isinstance(state, (tuple, list)):
             raise TypeError(f"{what}: expected one array h [L*D, B, H] (no cell state for "
                             f"{type(self).__name__}), got a {type(state).__name__}")
-        return (self._check_state_array(what, state, B),)
+        return (self._check_state_array(what, state, B, self.hidden_size),)
 
     def _pack_state(self, arrays):
         return tuple(arrays) if self._has_cell else arrays[0]
@@ -213,6 +228,9 @@ class _RNNBase(Module):
         if device == "cuda" and self._cell not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
             raise ValueError(f"{type(self).__name__}.to('cuda'): no CUDA kernel for the "
                              f"{self._cell} cell variant; it runs on 'cpu' only")
+        if device == "cuda" and self.proj_size:
+            raise ValueError(f"{type(self).__name__}.to('cuda'): no CUDA kernel for the LSTM "
+                             "projection (proj_size); it runs on 'cpu' only")
         if device == "cuda":
             _cuda.require(f"{type(self).__name__}.to('cuda')")
             cell = F._CELL_IDS[self._cell]
@@ -248,9 +266,9 @@ class _RNNBase(Module):
         states0 = self._split_state(state, "state", B)
         lens = v.lengths_array(lengths, B, T)
         training = self.training
-        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        L, D = self.num_layers, self.num_directions
         threads = self._thread_split()
-        finals = [np.empty((L * D, B, H), self.dtype) for _ in states0]
+        finals = [np.empty((L * D, B, w), self.dtype) for w in self._state_widths()]
         caches, masks = [], []
         inp = xt
         for layer in range(L):
@@ -317,7 +335,7 @@ class _RNNBase(Module):
             }[self._tape_state]
             raise RuntimeError(f"{type(self).__name__}.backward: {why}")
         T, B = self._tape["shape"]
-        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        L, D, H = self.num_layers, self.num_directions, self.output_size
         if dy is not None:
             dy = np.asarray(dy)
             if dy.dtype != self.dtype:
@@ -330,7 +348,7 @@ class _RNNBase(Module):
         dfinal = self._split_state(dstate, "dstate", B)
         caches, masks = self._tape["caches"], self._tape["masks"]
         self._tape, self._tape_state = None, "consumed"
-        dstate0 = [np.zeros((L * D, B, H), self.dtype) for _ in dfinal]
+        dstate0 = [np.zeros((L * D, B, w), self.dtype) for w in self._state_widths()]
         grad = dy  # gradient of the current layer's output [T, B, D*H], or None
         for layer in reversed(range(L)):
             def run(d, grad=grad, layer=layer):
@@ -349,7 +367,8 @@ class _RNNBase(Module):
                     dstate0[1][layer * D + d] = dc0
                 for kind, key in (("weight_ih", "w_ih"), ("weight_hh", "w_hh"),
                                   ("bias_ih", "b_ih"), ("bias_hh", "b_hh"), ("weight_ci", "w_ci"),
-                                  ("weight_cf", "w_cf"), ("weight_co", "w_co")):
+                                  ("weight_cf", "w_cf"), ("weight_co", "w_co"),
+                                  ("weight_hr", "w_hr")):
                     if key in dparams:
                         self.grads[self._name(kind, layer, d)] += dparams[key]
             if masks[layer] is not None:
@@ -393,6 +412,10 @@ class LSTM(_RNNBase):
     - ``forget_bias=b``: added, at initialisation only, to the forget-gate slice of
       ``bias_ih_l{k}`` (``bias_hh`` is left as drawn), e.g. 1.0 as in Jozefowicz et al. 2015;
       needs ``bias=True``. The default 0.0 keeps ``torch.nn.LSTM``'s initialisation.
+    - ``proj_size=P`` (0 < P < hidden_size): an LSTM with projection as
+      ``torch.nn.LSTM(proj_size=P)``, ``h' = W_hr (o*tanh(c'))`` with ``weight_hr_l{k}`` [P, H];
+      h and y have P columns per direction, ``weight_hh_l{k}`` is [4H, P], and the next layer's
+      input is D*P wide. Combines with the other variants.
     """
 
     _gates = 4
@@ -402,7 +425,8 @@ class LSTM(_RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  dtype=np.float32, seed=None, *, num_threads: Optional[int] = None,
-                 coupled: bool = False, peephole: bool = False, forget_bias: float = 0.0) -> None:
+                 coupled: bool = False, peephole: bool = False, forget_bias: float = 0.0,
+                 proj_size: int = 0) -> None:
         for name, flag in (("coupled", coupled), ("peephole", peephole)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name}: expected a bool, got {type(flag).__name__}")
@@ -416,6 +440,11 @@ class LSTM(_RNNBase):
         self.coupled, self.peephole = bool(coupled), bool(peephole)
         self.forget_bias = float(forget_bias)
         self._gates = 3 if self.coupled else 4
+        self.proj_size = _positive_int("proj_size", proj_size, minimum=0)
+        if self.proj_size and isinstance(hidden_size, numbers.Integral) \
+                and self.proj_size >= hidden_size:
+            raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size = {hidden_size} "
+                             f"(as torch.nn.LSTM), got {self.proj_size}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, num_threads=num_threads)
         H, k = self.hidden_size, 1.0 / np.sqrt(self.hidden_size)
@@ -431,16 +460,19 @@ class LSTM(_RNNBase):
                         self.add_param(self._name(kind, layer, d), value)
 
     def _extra_params(self, layer, d):
-        if not self.peephole:
-            return {}
-        return {"peephole": tuple(self.params[self._name(kind, layer, d)]
-                                  for kind in ("weight_ci", "weight_cf", "weight_co"))}
+        extra = {}
+        if self.peephole:
+            extra["peephole"] = tuple(self.params[self._name(kind, layer, d)]
+                                      for kind in ("weight_ci", "weight_cf", "weight_co"))
+        if self.proj_size:
+            extra["w_hr"] = self.params[self._name("weight_hr", layer, d)]
+        return extra
 
     def _cell_forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, nt,
-                      peephole=None):
+                      peephole=None, w_hr=None):
         y, (h_n, c_n), cache = F.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, (h0, c0), reverse=reverse,
                                               lengths=lengths, training=training, num_threads=nt,
-                                              peephole=peephole, coupled=self.coupled)
+                                              peephole=peephole, coupled=self.coupled, w_hr=w_hr)
         return y, h_n, c_n, cache
 
     def extra_repr(self) -> str:
@@ -451,6 +483,8 @@ class LSTM(_RNNBase):
             s += ", peephole=True"
         if self.forget_bias:
             s += f", forget_bias={self.forget_bias}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s
 
     def _cell_backward(self, cache, dy, dh_n, dc_n):

@@ -62,7 +62,8 @@ def ref_step(variant, x, h, c, p):
         i, f, g, o = a.chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         o = torch.sigmoid(o)
-    return o * torch.tanh(c), c
+    h = o * torch.tanh(c)
+    return (h @ p["w_hr"].T if "w_hr" in p else h), c
 
 
 def ref_sequence(variant, x, h0, c0, p, lengths, reverse):
@@ -85,15 +86,19 @@ def ref_sequence(variant, x, h0, c0, p, lengths, reverse):
     return torch.stack(ys, 1), torch.stack(hs), torch.stack(cs)
 
 
-def make_case(variant, T, B, I, H, *, dtype, seed, bias=True, lengths=False, state=True):
+def make_case(variant, T, B, I, H, *, dtype, seed, bias=True, lengths=False, state=True, proj=0):
+    """``proj=P``: an LSTM variant with projection w_hr [P, H]; h and y are then P wide."""
     rng = np.random.default_rng(seed)
     G = GATES[variant]
     k = 1.0 / np.sqrt(H)
+    R = proj or H
 
     def u(*shape, scale=1.0):
         return rng.uniform(-scale, scale, size=shape).astype(dtype)
 
-    p = {"w_ih": u(G * H, I, scale=k), "w_hh": u(G * H, H, scale=k)}
+    p = {"w_ih": u(G * H, I, scale=k), "w_hh": u(G * H, R, scale=k)}
+    if proj:
+        p["w_hr"] = u(proj, H, scale=k)
     if bias:
         p["b_ih"], p["b_hh"] = u(G * H, scale=k), u(G * H, scale=k)
     if variant == "peephole":
@@ -106,8 +111,8 @@ def make_case(variant, T, B, I, H, *, dtype, seed, bias=True, lengths=False, sta
             lens[1] = 0
         if B >= 3:
             lens[2] = T
-    return dict(variant=variant, p=p, x=u(T, B, I), h0=u(B, H, scale=0.5) if state else None,
-                c0=u(B, H, scale=0.5) if state else None, dy=u(T, B, H), dh=u(B, H), dc=u(B, H),
+    return dict(variant=variant, p=p, x=u(T, B, I), h0=u(B, R, scale=0.5) if state else None,
+                c0=u(B, H, scale=0.5) if state else None, dy=u(T, B, R), dh=u(B, R), dc=u(B, H),
                 lengths=lens)
 
 
@@ -127,7 +132,7 @@ def run_pyrnn(case, reverse, num_threads=1):
     y, (h_n, c_n), cache = F.lstm_forward(case["x"], p["w_ih"], p["w_hh"], p.get("b_ih"),
                                           p.get("b_hh"), (case["h0"], case["c0"]),
                                           reverse=reverse, lengths=case["lengths"], training=True,
-                                          num_threads=num_threads, **kw)
+                                          num_threads=num_threads, w_hr=p.get("w_hr"), **kw)
     dx, (dh0, dc0), dp = F.lstm_backward(cache, case["dy"], (case["dh"], case["dc"]))
     out = dict(y=y, h_n=h_n, c_n=c_n, dx=dx, dh0=dh0, dc0=dc0)
     out.update({"d" + k: v for k, v in dp.items()})
@@ -139,10 +144,11 @@ def run_torch(case, reverse):
         return torch.tensor(np.asarray(a, np.float64), requires_grad=grad)
 
     T, B, _ = case["x"].shape
-    H = case["p"]["w_hh"].shape[1]
+    H = case["p"]["w_ih"].shape[0] // GATES[case["variant"]]
+    R = case["p"]["w_hh"].shape[1]  # width of h: H, or P with a projection
     p = {k: t(v) for k, v in case["p"].items()}
     x = t(case["x"])
-    h0 = t(case["h0"] if case["h0"] is not None else np.zeros((B, H)))
+    h0 = t(case["h0"] if case["h0"] is not None else np.zeros((B, R)))
     c0 = t(case["c0"] if case["c0"] is not None else np.zeros((B, H)))
     gru = case["variant"] in GRUS
     y, h_n, c_n = ref_sequence(case["variant"], x, h0, c0, p, case["lengths"], reverse)
@@ -204,6 +210,30 @@ def test_threads_agree_and_match_reference(variant, dtype):
         np.testing.assert_array_equal(again[k], two[k], err_msg=k)
     tol = None if dtype == np.float64 else dict(rtol=1e-4, atol=3e-5)
     compare(two, run_torch(case, True), dtype, tag=variant, tol=tol)
+
+
+@pytest.mark.parametrize("variant", ["coupled", "peephole"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", ["fwd", "rev_lengths_noh0"])
+def test_projection_combined_with_variant(variant, dtype, mode):
+    """LSTM projection (w_hr) on the coupled and peephole cells, against the reference cell
+    followed by h = W_hr (o*tanh(c))."""
+    case = make_case(variant, 5, 4, 3, 11, proj=4, dtype=dtype, seed=13,
+                     lengths="lengths" in mode, state="noh0" not in mode)
+    rev = mode.startswith("rev")
+    got = run_pyrnn(case, rev)
+    assert got["y"].shape == (5, 4, 4) and got["dw_hr"].shape == (4, 11)
+    tol = None if dtype == np.float64 else dict(rtol=1e-4, atol=3e-5)
+    compare(got, run_torch(case, rev), dtype, tag=variant + "_proj", tol=tol)
+
+
+@pytest.mark.parametrize("variant", ["coupled", "peephole"])
+def test_projection_combined_threads_agree(variant):
+    case = make_case(variant, 3, 8, 5, 200, proj=60, dtype=np.float64, seed=14, lengths=True)
+    one, two = run_pyrnn(case, True, num_threads=1), run_pyrnn(case, True, num_threads=2)
+    for k in one:
+        np.testing.assert_allclose(one[k], two[k], err_msg=k, rtol=1e-12, atol=1e-14)
+    compare(two, run_torch(case, True), np.float64, tag=variant + "_proj")
 
 
 # --------------------------------------------------------------------------- gradcheck
@@ -317,6 +347,8 @@ def _ref_layer(layer, x, lengths, h0, c0, dy, dh, dc):
                  "b_ih": P["bias_ih" + sfx], "b_hh": P["bias_hh" + sfx]}
             if not gru and layer.peephole:
                 p.update({n: P[f"weight_{n[2:]}" + sfx] for n in PEEP})
+            if "weight_hr" + sfx in P:
+                p["w_hr"] = P["weight_hr" + sfx]
             y, h, c = ref_sequence(variant, inp, h0t[lay * D + d], c0t[lay * D + d], p,
                                    lengths, d == 1)
             outs.append(y)
@@ -367,6 +399,30 @@ def test_layer_stacked_bidirectional(flag, dtype):
     assert set(layer.grads) == set(want[6])
     for k, g in want[6].items():
         np.testing.assert_allclose(layer.grads[k], g, err_msg=k, **tol)
+
+
+@pytest.mark.parametrize("flag", ["coupled", "peephole"])
+def test_layer_with_projection_stacked_bidirectional(flag):
+    T, B, I, H, P, L = 4, 3, 4, 7, 3, 2
+    layer = LSTM(I, H, num_layers=L, bidirectional=True, dtype=np.float64, seed=9, proj_size=P,
+                 **{flag: True})
+    assert layer.params["weight_ih_l1"].shape == (layer._gates * H, 2 * P)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((T, B, I))
+    lengths = np.array([4, 1, 3])
+    h0, dh = (rng.uniform(-0.5, 0.5, (L * 2, B, P)) for _ in range(2))
+    c0, dc = (rng.uniform(-0.5, 0.5, (L * 2, B, H)) for _ in range(2))
+    dy = rng.standard_normal((T, B, 2 * P))
+    layer.train()
+    y, (h_n, c_n) = layer(x, (h0, c0), lengths=lengths)
+    dx = layer.backward(dy, (dh, dc))
+    want = _ref_layer(layer, x, lengths, h0, c0, dy, dh, dc)
+    for got, exp, name in zip((y, h_n, c_n, dx) + tuple(layer.state_grad), want[:6],
+                              ("y", "h_n", "c_n", "dx", "dh0", "dc0")):
+        np.testing.assert_allclose(got, exp, err_msg=name, rtol=1e-9, atol=1e-11)
+    assert set(layer.grads) == set(want[6])
+    for k, g in want[6].items():
+        np.testing.assert_allclose(layer.grads[k], g, err_msg=k, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

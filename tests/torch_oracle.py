@@ -10,7 +10,8 @@
   get their results from the definition (y = 0, h_n = h0, dh0 = dh_n, dx = 0).
 - ``compare``: assert closeness of every key, keep the largest errors seen for the report.
 
-Result keys: y, h_n, [c_n], dx, dh0, [dc0], dw_ih, dw_hh, [db_ih, db_hh].
+Result keys: y, h_n, [c_n], dx, dh0, [dc0], dw_ih, dw_hh, [db_ih, db_hh], [dw_hr].
+``proj=P`` (LSTM only) adds a projection ``w_hr [P, H]`` as ``torch.nn.LSTM(proj_size=P)``.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ CELLS = [("lstm", None), ("gru", None), ("rnn", "tanh"), ("rnn", "relu")]
 CELL_IDS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 TORCH_NAMES = {"w_ih": "weight_ih_l0", "w_hh": "weight_hh_l0", "b_ih": "bias_ih_l0",
-               "b_hh": "bias_hh_l0"}
+               "b_hh": "bias_hh_l0", "w_hr": "weight_hr_l0"}
 
 TOL = {
     np.dtype(np.float64): dict(rtol=1e-9, atol=1e-11),
@@ -43,25 +44,29 @@ def shape_id(s):
 
 
 def make_case(cell, T, B, I, H, *, bias=True, dtype=np.float64, seed=0, lengths=False,
-              state=True):
+              state=True, proj=0):
     """Random case. ``lengths=True`` draws lengths in [1, T] with row 1 of length 0 and row 2
-    full; ``state=False`` leaves h0 (and c0) None."""
+    full; ``state=False`` leaves h0 (and c0) None; ``proj=P`` adds an LSTM projection."""
     rng = np.random.default_rng(seed)
     G = GATES[cell]
     k = 1.0 / np.sqrt(max(H, 1))
+    R = proj or H  # width of h and y
 
     def u(*shape, scale=1.0):
         return rng.uniform(-scale, scale, size=shape).astype(dtype)
 
-    params = {"w_ih": u(G * H, I, scale=k), "w_hh": u(G * H, H, scale=k)}
+    params = {"w_ih": u(G * H, I, scale=k), "w_hh": u(G * H, R, scale=k)}
     if bias:
         params["b_ih"] = u(G * H, scale=k)
         params["b_hh"] = u(G * H, scale=k)
+    if proj:
+        assert cell == "lstm"
+        params["w_hr"] = u(proj, H, scale=k)
     lstm = cell == "lstm"
     case = dict(cell=cell, params=params, x=u(T, B, I),
-                h0=u(B, H, scale=0.5) if state else None,
+                h0=u(B, R, scale=0.5) if state else None,
                 c0=u(B, H, scale=0.5) if (state and lstm) else None,
-                dy=u(T, B, H), dh=u(B, H), dc=u(B, H) if lstm else None, lengths=None)
+                dy=u(T, B, R), dh=u(B, R), dc=u(B, H) if lstm else None, lengths=None)
     if lengths:
         lens = rng.integers(1, T + 1, size=B) if T > 0 else np.zeros(B, np.int64)
         if B >= 2:
@@ -88,6 +93,8 @@ def forward(mod, case, nl=None, **kw):
     if cell == "rnn":
         kw["nonlinearity"] = nl
     kw.setdefault("lengths", case["lengths"])
+    if "w_hr" in p:
+        kw["w_hr"] = p["w_hr"]
     fwd = getattr(mod, f"{cell}_forward")
     return fwd(case["x"], p["w_ih"], p["w_hh"], p.get("b_ih"), p.get("b_hh"), state_of(case),
                **kw)
@@ -110,10 +117,10 @@ def run_functional(mod, case, nl=None, reverse=False, num_threads=None):
     return out
 
 
-def torch_module(cell, I, H, bias, nonlinearity=None):
+def torch_module(cell, I, H, bias, nonlinearity=None, proj=0):
     kw = dict(bias=bias, dtype=torch.float64)
     if cell == "lstm":
-        return torch.nn.LSTM(I, H, **kw)
+        return torch.nn.LSTM(I, H, proj_size=proj, **kw)
     if cell == "gru":
         return torch.nn.GRU(I, H, **kw)
     return torch.nn.RNN(I, H, nonlinearity=nonlinearity, **kw)
@@ -133,14 +140,15 @@ def torch_run(case, nl=None, reverse=False):
     cell, p = case["cell"], case["params"]
     lstm = cell == "lstm"
     T, B, I = case["x"].shape
-    H = p["w_hh"].shape[1]
+    H = p["w_ih"].shape[0] // GATES[cell]
+    R = p["w_hh"].shape[1]  # width of h and y: H, or P with a projection
     lengths = case["lengths"]
 
     def f64(a):
         return np.asarray(a, dtype=np.float64)
 
     x, dy, dh = f64(case["x"]), f64(case["dy"]), f64(case["dh"])
-    h0 = np.zeros((B, H)) if case["h0"] is None else f64(case["h0"])
+    h0 = np.zeros((B, R)) if case["h0"] is None else f64(case["h0"])
     c0 = dc = None
     if lstm:
         c0 = np.zeros((B, H)) if case["c0"] is None else f64(case["c0"])
@@ -149,7 +157,7 @@ def torch_run(case, nl=None, reverse=False):
         x, dy = flip_within_lengths(x, lengths), flip_within_lengths(dy, lengths)
     keep = np.ones(B, bool) if lengths is None else np.asarray(lengths) > 0
 
-    out = {"y": np.zeros((T, B, H)), "h_n": h0.copy(), "dh0": dh.copy(),
+    out = {"y": np.zeros((T, B, R)), "h_n": h0.copy(), "dh0": dh.copy(),
            "dx": np.zeros((T, B, I))}
     if lstm:
         out["c_n"], out["dc0"] = c0.copy(), dc.copy()
@@ -157,7 +165,7 @@ def torch_run(case, nl=None, reverse=False):
         out["d" + k] = np.zeros(p[k].shape)
 
     if keep.any() and T > 0:
-        mod = torch_module(cell, I, H, "b_ih" in p, nl)
+        mod = torch_module(cell, I, H, "b_ih" in p, nl, proj=R if "w_hr" in p else 0)
         with torch.no_grad():
             for k, v in p.items():
                 getattr(mod, TORCH_NAMES[k]).copy_(torch.from_numpy(f64(v)))

@@ -19,6 +19,21 @@ CellKind cell_kind(int cell) {
   return static_cast<CellKind>(cell);
 }
 
+// The projection size P of an LSTM with w_hr [P, H], or 0 without one; also fixes H.
+index_t projection_size(CellKind kind, const py::object& w_hr, index_t& H) {
+  if (w_hr.is_none()) return 0;
+  if (!has_cell_state(kind))
+    throw py::value_error("argument 'w_hr': only the LSTM cells take a projection");
+  if (!py::isinstance<py::array>(w_hr) || py::reinterpret_borrow<py::array>(w_hr).ndim() != 2)
+    throw py::value_error("argument 'w_hr': expected a 2-dimensional array [P, H]");
+  const auto arr = py::reinterpret_borrow<py::array>(w_hr);
+  if (arr.shape(0) < 1 || arr.shape(1) < 1)
+    throw py::value_error("argument 'w_hr': expected P >= 1 and H >= 1, got shape " +
+                          shape_str({index_t(arr.shape(0)), index_t(arr.shape(1))}));
+  H = arr.shape(1);
+  return arr.shape(0);
+}
+
 int checked_threads(int num_threads) {
   if (num_threads < 1)
     throw py::value_error("argument 'num_threads': expected >= 1, got " +
@@ -35,7 +50,8 @@ template <typename T>
 py::tuple forward_t(CellKind kind, const py::array& x_arr, const py::object& w_ih,
                     const py::object& w_hh, const py::object& b_ih, const py::object& b_hh,
                     const py::object& h0, const py::object& c0, const py::object& lengths,
-                    bool reverse, bool training, int num_threads, const py::object& peephole) {
+                    bool reverse, bool training, int num_threads, const py::object& peephole,
+                    const py::object& w_hr) {
   if (x_arr.ndim() != 3)
     throw py::value_error("argument 'x': expected 3 dimensions [T, B, I], got " +
                           std::to_string(x_arr.ndim()));
@@ -44,9 +60,11 @@ py::tuple forward_t(CellKind kind, const py::array& x_arr, const py::object& w_i
   if (!w_hh.is_none() && py::isinstance<py::array>(w_hh) &&
       py::reinterpret_borrow<py::array>(w_hh).ndim() != 2)
     throw py::value_error("argument 'w_hh': expected 2 dimensions [G*H, H]");
-  const index_t H = py::isinstance<py::array>(w_hh)
-                        ? index_t(py::reinterpret_borrow<py::array>(w_hh).shape(1))
-                        : 0;
+  index_t H = py::isinstance<py::array>(w_hh)
+                  ? index_t(py::reinterpret_borrow<py::array>(w_hh).shape(1))
+                  : 0;
+  const index_t P = projection_size(kind, w_hr, H);
+  const index_t R = P ? P : H;  // width of h
   const bool lstm = has_cell_state(kind);
   const bool peep = kind == CellKind::LSTM_PEEPHOLE;
   if (peep == peephole.is_none())
@@ -59,19 +77,21 @@ py::tuple forward_t(CellKind kind, const py::array& x_arr, const py::object& w_i
   a.d = Dims{T_, B, I, H};
   a.x = checked<T>(x_arr, "x", {T_, B, I});
   a.w_ih = checked<T>(w_ih, "w_ih", {G * H, I});
-  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, H});
+  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, R});
   a.b_ih = checked<T>(b_ih, "b_ih", {G * H}, true);
   a.b_hh = checked<T>(b_hh, "b_hh", {G * H}, true);
-  a.h0 = checked<T>(h0, "h0", {B, H}, true);
+  a.h0 = checked<T>(h0, "h0", {B, R}, true);
   a.c0 = lstm ? checked<T>(c0, "c0", {B, H}, true) : nullptr;
   a.lengths = checked_lengths(lengths, B, T_);
   a.reverse = reverse;
   a.num_threads = checked_threads(num_threads);
   a.peephole = peep ? checked<T>(peephole, "peephole", {3, H}) : nullptr;
+  a.w_hr = P ? checked<T>(w_hr, "w_hr", {P, H}) : nullptr;
+  a.P = P;
 
-  auto y = empty<T>({T_, B, H});
-  auto h_n = empty<T>({B, H});
-  py::array_t<T> c_n, gates, h_prev, aux;
+  auto y = empty<T>({T_, B, R});
+  auto h_n = empty<T>({B, R});
+  py::array_t<T> c_n, gates, h_prev, aux, proj_in;
   a.y = ptr(y);
   a.h_n = ptr(h_n);
   if (lstm) {
@@ -80,12 +100,16 @@ py::tuple forward_t(CellKind kind, const py::array& x_arr, const py::object& w_i
   }
   if (training) {
     gates = empty<T>({T_, B, G * H});
-    h_prev = empty<T>({T_, B, H});
+    h_prev = empty<T>({T_, B, R});
     a.gates = ptr(gates);
     a.h_prev = ptr(h_prev);
     if (has_aux(kind)) {
       aux = empty<T>({T_, B, H});
       a.aux = ptr(aux);
+    }
+    if (P) {
+      proj_in = empty<T>({T_, B, H});
+      a.proj_in = ptr(proj_in);
     }
   }
   {
@@ -93,7 +117,9 @@ py::tuple forward_t(CellKind kind, const py::array& x_arr, const py::object& w_i
     run(a, kind);
   }
   py::object saves = py::none();
-  if (training)
+  if (training && P)  // a projection adds m = o*tanh(c) [T, B, H]
+    saves = py::make_tuple(gates, h_prev, aux, proj_in);
+  else if (training)
     saves = py::make_tuple(gates, h_prev, a.aux ? py::object(aux) : py::object(py::none()));
   return py::make_tuple(y, h_n, lstm ? py::object(c_n) : py::object(py::none()), saves);
 }
@@ -103,13 +129,17 @@ py::tuple backward_t(CellKind kind, const py::array& x_arr, const py::object& w_
                      const py::object& w_hh, bool has_bias, const py::object& lengths,
                      bool reverse, const py::object& gates, const py::object& h_prev,
                      const py::object& aux, const py::object& dy, const py::object& dh_n,
-                     const py::object& dc_n, int num_threads, const py::object& peephole) {
+                     const py::object& dc_n, int num_threads, const py::object& peephole,
+                     const py::object& w_hr, const py::object& proj_in) {
   if (x_arr.ndim() != 3)
     throw py::value_error("argument 'x': expected 3 dimensions [T, B, I]");
   if (!py::isinstance<py::array>(w_hh) || py::reinterpret_borrow<py::array>(w_hh).ndim() != 2)
     throw py::value_error("argument 'w_hh': expected a 2-dimensional array [G*H, H]");
   const index_t G = gate_count(kind), T_ = x_arr.shape(0), B = x_arr.shape(1),
-                I = x_arr.shape(2), H = py::reinterpret_borrow<py::array>(w_hh).shape(1);
+                I = x_arr.shape(2);
+  index_t H = py::reinterpret_borrow<py::array>(w_hh).shape(1);
+  const index_t P = projection_size(kind, w_hr, H);
+  const index_t R = P ? P : H;  // width of h
   const bool lstm = has_cell_state(kind);
   const bool with_aux = has_aux(kind);
   const bool peep = kind == CellKind::LSTM_PEEPHOLE;
@@ -121,23 +151,30 @@ py::tuple backward_t(CellKind kind, const py::array& x_arr, const py::object& w_
   a.d = Dims{T_, B, I, H};
   a.x = checked<T>(x_arr, "x", {T_, B, I});
   a.w_ih = checked<T>(w_ih, "w_ih", {G * H, I});
-  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, H});
+  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, R});
   a.lengths = checked_lengths(lengths, B, T_);
   a.reverse = reverse;
   a.num_threads = checked_threads(num_threads);
   a.gates = checked<T>(gates, "gates", {T_, B, G * H});
-  a.h_prev = checked<T>(h_prev, "h_prev", {T_, B, H});
+  a.h_prev = checked<T>(h_prev, "h_prev", {T_, B, R});
   a.aux = with_aux ? checked<T>(aux, "aux", {T_, B, H}) : nullptr;
-  a.dy = checked<T>(dy, "dy", {T_, B, H}, true);
-  a.dh_n = checked<T>(dh_n, "dh_n", {B, H}, true);
+  a.dy = checked<T>(dy, "dy", {T_, B, R}, true);
+  a.dh_n = checked<T>(dh_n, "dh_n", {B, R}, true);
   a.dc_n = lstm ? checked<T>(dc_n, "dc_n", {B, H}, true) : nullptr;
   a.peephole = peep ? checked<T>(peephole, "peephole", {3, H}) : nullptr;
+  if (P) {
+    a.w_hr = checked<T>(w_hr, "w_hr", {P, H});
+    a.P = P;
+    a.proj_in = checked<T>(proj_in, "proj_in", {T_, B, H});
+  } else if (!proj_in.is_none()) {
+    throw py::value_error("argument 'proj_in': only a projection (w_hr) takes one");
+  }
 
   auto dx = empty<T>({T_, B, I});
-  auto dh0 = empty<T>({B, H});
+  auto dh0 = empty<T>({B, R});
   auto dw_ih = empty<T>({G * H, I});
-  auto dw_hh = empty<T>({G * H, H});
-  py::array_t<T> dc0, db_ih, db_hh, dpeep;
+  auto dw_hh = empty<T>({G * H, R});
+  py::array_t<T> dc0, db_ih, db_hh, dpeep, dw_hr;
   a.dx = ptr(dx);
   a.dh0 = ptr(dh0);
   a.dw_ih = ptr(dw_ih);
@@ -149,6 +186,10 @@ py::tuple backward_t(CellKind kind, const py::array& x_arr, const py::object& w_
   if (peep) {
     dpeep = empty<T>({3, H});
     a.dpeephole = ptr(dpeep);
+  }
+  if (P) {
+    dw_hr = empty<T>({P, H});
+    a.dw_hr = ptr(dw_hr);
   }
   if (has_bias) {
     db_ih = empty<T>({G * H});
@@ -163,11 +204,13 @@ py::tuple backward_t(CellKind kind, const py::array& x_arr, const py::object& w_
   auto opt = [](bool present, const py::array& arr) {
     return present ? py::object(arr) : py::object(py::none());
   };
-  if (peep)  // the peephole LSTM appends d(w_ci, w_cf, w_co) [3, H]
-    return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, opt(has_bias, db_ih),
-                          opt(has_bias, db_hh), dpeep);
-  return py::make_tuple(dx, dh0, opt(lstm, dc0), dw_ih, dw_hh, opt(has_bias, db_ih),
-                        opt(has_bias, db_hh));
+  py::list out;
+  for (py::object o : {py::object(dx), py::object(dh0), opt(lstm, dc0), py::object(dw_ih),
+                       py::object(dw_hh), opt(has_bias, db_ih), opt(has_bias, db_hh)})
+    out.append(o);
+  if (peep) out.append(dpeep);  // the peephole LSTM appends d(w_ci, w_cf, w_co) [3, H]
+  if (P) out.append(dw_hr);     // a projection appends dW_hr [P, H], last
+  return py::tuple(out);
 }
 
 bool is_dtype(const py::array& x, const py::dtype& d) { return x.dtype().is(d); }
@@ -185,43 +228,49 @@ void register_kernels(py::module_& m) {
       [](int cell, const py::array& x, const py::object& w_ih, const py::object& w_hh,
          const py::object& b_ih, const py::object& b_hh, const py::object& h0,
          const py::object& c0, const py::object& lengths, bool reverse, bool training,
-         int num_threads, const py::object& peephole) {
+         int num_threads, const py::object& peephole, const py::object& w_hr) {
         const CellKind k = cell_kind(cell);
         if (is_dtype(x, py::dtype::of<float>()))
           return forward_t<float>(k, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse,
-                                  training, num_threads, peephole);
+                                  training, num_threads, peephole, w_hr);
         if (is_dtype(x, py::dtype::of<double>()))
           return forward_t<double>(k, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse,
-                                   training, num_threads, peephole);
+                                   training, num_threads, peephole, w_hr);
         bad_dtype(x);
       },
       py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
       py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"), py::arg("reverse"),
       py::arg("training"), py::arg("num_threads"), py::arg("peephole") = py::none(),
+      py::arg("w_hr") = py::none(),
       "Raw fused forward. Returns (y, h_n, c_n | None, saves | None). 'peephole' [3, H] "
-      "(w_ci, w_cf, w_co) is required by, and only taken by, the peephole LSTM (cell 5).");
+      "(w_ci, w_cf, w_co) is required by, and only taken by, the peephole LSTM (cell 5). "
+      "'w_hr' [P, H]: LSTM projection; then w_hh is [G*H, P], h0/y/h_n have P columns and "
+      "saves gain o*tanh(c) [T, B, H] as a fourth entry.");
   m.def(
       "backward",
       [](int cell, const py::array& x, const py::object& w_ih, const py::object& w_hh,
          bool has_bias, const py::object& lengths, bool reverse, const py::object& gates,
          const py::object& h_prev, const py::object& aux, const py::object& dy,
          const py::object& dh_n, const py::object& dc_n, int num_threads,
-         const py::object& peephole) {
+         const py::object& peephole, const py::object& w_hr, const py::object& proj_in) {
         const CellKind k = cell_kind(cell);
         if (is_dtype(x, py::dtype::of<float>()))
           return backward_t<float>(k, x, w_ih, w_hh, has_bias, lengths, reverse, gates, h_prev,
-                                   aux, dy, dh_n, dc_n, num_threads, peephole);
+                                   aux, dy, dh_n, dc_n, num_threads, peephole, w_hr, proj_in);
         if (is_dtype(x, py::dtype::of<double>()))
           return backward_t<double>(k, x, w_ih, w_hh, has_bias, lengths, reverse, gates,
-                                    h_prev, aux, dy, dh_n, dc_n, num_threads, peephole);
+                                    h_prev, aux, dy, dh_n, dc_n, num_threads, peephole, w_hr,
+                                    proj_in);
         bad_dtype(x);
       },
       py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("has_bias"),
       py::arg("lengths"), py::arg("reverse"), py::arg("gates"), py::arg("h_prev"),
       py::arg("aux"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"), py::arg("num_threads"),
-      py::arg("peephole") = py::none(),
+      py::arg("peephole") = py::none(), py::arg("w_hr") = py::none(),
+      py::arg("proj_in") = py::none(),
       "Raw fused backward through time. Returns (dx, dh0, dc0 | None, dw_ih, dw_hh, db_ih | "
-      "None, db_hh | None), and for the peephole LSTM also d(w_ci, w_cf, w_co) [3, H].");
+      "None, db_hh | None), then for the peephole LSTM d(w_ci, w_cf, w_co) [3, H], then with a "
+      "projection dW_hr [P, H].");
 }
 
 }  // namespace bind

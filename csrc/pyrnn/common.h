@@ -64,6 +64,12 @@ struct ForwardArgs {
   T* aux;                  // [T, B, H] LSTM: c entering the step; GRU: W_hn h + b_hn;
                            // GRU_RESET_BEFORE: r*h (zero on idle rows); RNN: unused
   const T* peephole;       // [3, H] rows w_ci, w_cf, w_co (LSTM_PEEPHOLE only), else nullptr
+  // LSTM projection (torch.nn.LSTM(proj_size=P)): h' = W_hr (o*tanh(c')). When w_hr is set the
+  // recurrent state is P wide: w_hh is [G*H, P], and h0, y, h_n, h_prev hold P, not H, columns.
+  const T* w_hr;           // [P, H] or nullptr (no projection; LSTM cells only)
+  index_t P;               // projection size (>= 1 when w_hr is set)
+  T* proj_in;              // [T, B, H] training save: o*tanh(c') before the projection
+                           // (zero on idle rows), or nullptr
 };
 
 template <typename T>
@@ -90,6 +96,11 @@ struct BackwardArgs {
   T* db_hh;                // [G*H] out, or nullptr (no bias)
   const T* peephole;       // [3, H] w_ci, w_cf, w_co (LSTM_PEEPHOLE only), else nullptr
   T* dpeephole;            // [3, H] out: dL/d(w_ci, w_cf, w_co) (LSTM_PEEPHOLE only)
+  // LSTM projection (see ForwardArgs): with w_hr set, w_hh, h_prev, dy, dh_n, dh0 are P wide.
+  const T* w_hr;           // [P, H] or nullptr
+  index_t P;
+  const T* proj_in;        // [T, B, H] saved by the training forward
+  T* dw_hr;                // [P, H] out
 };
 
 // One instruction-set build of the kernels. Each build lives in its own shared library with

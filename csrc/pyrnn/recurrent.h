@@ -13,6 +13,12 @@
 // last block on r*h, then Cell::forward. Backward mirrors it: Cell::backward (last-block and
 // non-reset gradients), a barrier, dL/d(r*h) = dG_n W_hn, Cell::backward_b, a barrier, then
 // dh = dG_{0..G-2} W_h{0..G-2}. dW_hh of the last block uses the saved r*h (aux), not h.
+//
+// Projection (LSTM cells with w_hr): the recurrent state is P wide, h' = W_hr m with
+// m = o*tanh(c'). Each thread also owns a block of the P state units. Forward, a step is the
+// recurrent GEMM and pointwise update (writing m of own units), a barrier, then own units of
+// h' = m W_hr^T. Backward, dL/dm = dh W_hr needs every unit of dh, so a step starts with a
+// barrier; dW_hr = sum_t dh_t^T m_t is one GEMM after the loop.
 #pragma once
 
 #include <algorithm>
@@ -81,20 +87,23 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   if (B == 0 || H == 0) return;  // every output is empty
 
   const bool train = a.gates != nullptr;
+  const bool proj = a.w_hr != nullptr;
+  const index_t R = proj ? a.P : H;  // width of the recurrent state h
   const int nt = step_threads(a.num_threads, B, H, G);
   const bool packed = nt > 1;  // one thread: block layout == standard layout, no copy
   const index_t Tc = std::max<index_t>(1, std::min<index_t>(T_, kChunkRows / B));
   const bool gather = a.reverse;  // step order differs from time order
 
   using PW = PackedWeights<T>;
-  const index_t depth_blocks = PW::depth_blocks(H);
+  const index_t depth_blocks = PW::depth_blocks(R);
   Workspace ws;
   T *wih_pk = nullptr, *whh_pk = nullptr, *bias_x, *bias_h = nullptr, *bx_pk, *bh_pk = nullptr;
   T *P, *Gh, *hbuf, *cbuf = nullptr, *Xs = nullptr, *whh_gebp, *step_work;
   T *whh_gebp2 = nullptr, *rh = nullptr;  // two-phase: last block's packed rows, r*h [B, H]
+  T *whr_gebp = nullptr, *mbuf = nullptr;  // projection: packed w_hr rows, m [B, H]
   if (packed) {
     ws.request(wih_pk, GH * I);  // [G*H, I] block layout
-    ws.request(whh_pk, GH * H);  // [G*H, H] block layout
+    ws.request(whh_pk, GH * R);  // [G*H, R] block layout
   }
   ws.request(bias_x, GH);  // [G*H] input-side bias, standard layout
   ws.request(bx_pk, GH);   // [G*H] block layout
@@ -104,11 +113,15 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   }
   ws.request(P, Tc * B * GH);                 // [Tc*B, G*H] input projection, block layout
   ws.request(Gh, B * GH);                     // [B, G*H] recurrent projection, block layout
-  ws.request(hbuf, 2 * B * H);                // [2][B, H] state double buffer
+  ws.request(hbuf, 2 * B * R);                // [2][B, R] state double buffer
   if (Cell::has_c) ws.request(cbuf, B * H);   // [B, H] cell state
   if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
-  ws.request(whh_gebp, packed_buffer_size(GH, H, nt, depth_blocks, PW::kAlign));
-  ws.request(step_work, nt * PW::scratch(B, H));
+  ws.request(whh_gebp, packed_buffer_size(GH, R, nt, depth_blocks, PW::kAlign));
+  ws.request(step_work, nt * PW::scratch(B, std::max(H, R)));
+  if (proj) {
+    ws.request(whr_gebp, packed_buffer_size(R, H, nt, PW::depth_blocks(H), PW::kAlign));
+    ws.request(mbuf, B * H);
+  }
   if (two) {
     ws.request(whh_gebp2, packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign));
     ws.request(rh, B * H);
@@ -121,19 +134,26 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   parallel_region(nt, [&](int tid, int nthreads, StepBarrier& bar) {
     const Range u = split_range(H, nthreads, tid, kUnitAlign);
     const index_t j0 = u.begin, n = u.size(), col0 = G * j0, gn = G * n;
+    const Range hu = proj ? split_range(R, nthreads, tid, kUnitAlign) : u;  // own state units
+    const index_t p0 = hu.begin, np = hu.size();
     const T* wih = a.w_ih;
     const T* whh = a.w_hh;
     if (packed) {
       pack_gate_rows(a.w_ih, I, H, G, u, wih_pk + col0 * I);
-      pack_gate_rows(a.w_hh, H, H, G, u, whh_pk + col0 * H);
+      pack_gate_rows(a.w_hh, R, H, G, u, whh_pk + col0 * R);
       wih = wih_pk;
       whh = whh_pk;
     }
     pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
     PW rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
     rec.template pack<Eigen::RowMajor>(
-        whh_gebp + packed_offset(col0, H, tid, depth_blocks, PW::kAlign),
-        whh + col0 * H, H, two ? gn - n : gn, H);
+        whh_gebp + packed_offset(col0, R, tid, depth_blocks, PW::kAlign),
+        whh + col0 * R, R, two ? gn - n : gn, R);
+    PW rec_proj;  // projection: this thread's state rows of w_hr
+    if (proj)
+      rec_proj.template pack<Eigen::RowMajor>(
+          whr_gebp + packed_offset(p0, H, tid, PW::depth_blocks(H), PW::kAlign),
+          a.w_hr + p0 * H, H, np, H);
     PW rec2;  // two-phase: the last gate block's rows (multiplied by r*h)
     if (two)
       rec2.template pack<Eigen::RowMajor>(
@@ -147,14 +167,13 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     }
 
     T* h_cur = hbuf;
-    T* h_nxt = hbuf + B * H;
+    T* h_nxt = hbuf + B * R;
     for (index_t b = 0; b < B; ++b) {
-      for (index_t k = j0; k < j0 + n; ++k) {
-        h_cur[b * H + k] = a.h0 ? a.h0[b * H + k] : T(0);
-        if (Cell::has_c) cbuf[b * H + k] = a.c0 ? a.c0[b * H + k] : T(0);
-      }
+      for (index_t k = p0; k < p0 + np; ++k) h_cur[b * R + k] = a.h0 ? a.h0[b * R + k] : T(0);
+      if (Cell::has_c)
+        for (index_t k = j0; k < j0 + n; ++k) cbuf[b * H + k] = a.c0 ? a.c0[b * H + k] : T(0);
       for (index_t t = row_length(a.lengths, b, T_); t < T_; ++t)
-        std::fill_n(a.y + (t * B + b) * H + j0, n, T(0));
+        std::fill_n(a.y + (t * B + b) * R + p0, np, T(0));
     }
     bar.wait();  // the first recurrent GEMM reads every thread's units of h_cur
 
@@ -183,18 +202,20 @@ void recurrent_forward(const ForwardArgs<T>& a) {
         }
       }
       for (index_t b = 0; b < B; ++b) std::fill_n(Gh + b * GH + col0, gn, T(0));
-      rec.multiply_add(B, h_cur, H, Gh + col0, GH, work);
+      rec.multiply_add(B, h_cur, R, Gh + col0, GH, work);
       auto make_row = [&](index_t b, index_t len) {
         const size_t save = size_t((s * B + b) * H + j0);
+        // With a projection the cell's output is m (own units of mbuf); h' comes after.
+        T* out = proj ? mbuf + b * H + j0 : h_nxt + b * H + j0;
         return ForwardRow<T>{n,
                              H,
                              P + (sc * B + b) * GH + col0,
                              Gh + b * GH + col0,
                              bh,
-                             h_cur + b * H + j0,
+                             proj ? nullptr : h_cur + b * H + j0,
                              Cell::has_c ? cbuf + b * H + j0 : nullptr,
-                             h_nxt + b * H + j0,
-                             a.y + (time_of(a.reverse, len, s) * B + b) * H + j0,
+                             out,
+                             proj ? out : a.y + (time_of(a.reverse, len, s) * B + b) * H + j0,
                              train ? a.gates + (s * B + b) * GH + j0 : nullptr,
                              train && a.aux ? a.aux + save : nullptr,
                              a.peephole ? a.peephole + j0 : nullptr,
@@ -213,11 +234,16 @@ void recurrent_forward(const ForwardArgs<T>& a) {
       }
       for (index_t b = 0; b < B; ++b) {
         const index_t len = row_length(a.lengths, b, T_);
-        const T* h_row = h_cur + b * H + j0;
-        T* h_out = h_nxt + b * H + j0;
         const size_t save = size_t((s * B + b) * H + j0);
+        if (proj) {  // h and h_prev are handled after the projection below
+          if (s < len) Cell::forward(make_row(b, len));
+          if (train && s < len) std::copy_n(mbuf + b * H + j0, n, a.proj_in + save);
+          if (train && s >= len) std::fill_n(a.proj_in + save, n, T(0));
+          continue;
+        }
+        const T* h_row = h_cur + b * H + j0;
         if (s >= len) {  // idle row: carry the state; saved h_prev zero so its dW terms vanish
-          std::copy_n(h_row, n, h_out);
+          std::copy_n(h_row, n, h_nxt + b * H + j0);
           if (train) std::fill_n(a.h_prev + save, n, T(0));
           if (two && train && a.aux) std::fill_n(a.aux + save, n, T(0));
           continue;
@@ -225,12 +251,30 @@ void recurrent_forward(const ForwardArgs<T>& a) {
         if (train) std::copy_n(h_row, n, a.h_prev + save);
         Cell::forward(make_row(b, len));
       }
+      if (proj) {
+        bar.wait();  // m of every unit before the projection
+        for (index_t b = 0; b < B; ++b) std::fill_n(h_nxt + b * R + p0, np, T(0));
+        rec_proj.multiply_add(B, mbuf, H, h_nxt + p0, R, work);
+        for (index_t b = 0; b < B; ++b) {
+          const index_t len = row_length(a.lengths, b, T_);
+          const T* hc = h_cur + b * R + p0;
+          T* hn = h_nxt + b * R + p0;
+          T* saved = train ? a.h_prev + (s * B + b) * R + p0 : nullptr;
+          if (s >= len) {
+            std::copy_n(hc, np, hn);
+            if (saved) std::fill_n(saved, np, T(0));
+            continue;
+          }
+          if (saved) std::copy_n(hc, np, saved);
+          std::copy_n(hn, np, a.y + (time_of(a.reverse, len, s) * B + b) * R + p0);
+        }
+      }
       bar.wait();  // h_nxt complete before anyone's next recurrent GEMM
       std::swap(h_cur, h_nxt);
     }
 
     for (index_t b = 0; b < B; ++b) {
-      std::copy_n(h_cur + b * H + j0, n, a.h_n + b * H + j0);
+      std::copy_n(h_cur + b * R + p0, np, a.h_n + b * R + p0);
       if (Cell::has_c && a.c_n) std::copy_n(cbuf + b * H + j0, n, a.c_n + b * H + j0);
     }
   });
@@ -243,6 +287,8 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   constexpr bool two = is_two_phase<Cell>::value;
   const index_t T_ = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H, GH = G * H, TB = T_ * B;
   const index_t GHa = two ? GH - H : GH;  // gate rows of the first recurrent product
+  const bool proj = a.w_hr != nullptr;
+  const index_t R = proj ? a.P : H;  // width of the recurrent state h
 
   const int nt = step_threads(a.num_threads, B, H, G);
   const bool remap = a.reverse;                    // dX computed in step order, then scattered
@@ -252,15 +298,21 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   Workspace ws;
   T *dgh, *dgx = nullptr, *dh, *dc = nullptr, *tmp, *Xs = nullptr, *dXs = nullptr;
   T *whh_gebp, *step_work, *whh_gebp2 = nullptr, *drh = nullptr;
+  T *whr_gebp = nullptr, *dm = nullptr, *dhs = nullptr;  // projection
   ws.request(dgh, TB * GH);                          // [T, B, G*H] step order
   if (Cell::separate_dgx) ws.request(dgx, TB * GH);  // [T, B, G*H] step order
-  ws.request(dh, B * H);                             // [B, H] carried dL/dh
+  ws.request(dh, B * R);                             // [B, R] carried dL/dh
   if (Cell::has_c) ws.request(dc, B * H);            // [B, H] carried dL/dc
   ws.request(tmp, H);                                // [H] pointwise scratch, own units
   if (gather) ws.request(Xs, TB * I);                // [T, B, I] x in step order
   if (remap) ws.request(dXs, TB * I);                // [T, B, I] dx in step order
-  ws.request(whh_gebp, packed_buffer_size(H, GH, nt, depth_blocks, PW::kAlign));
-  ws.request(step_work, nt * PW::scratch(B, GH));
+  ws.request(whh_gebp, packed_buffer_size(R, GH, nt, depth_blocks, PW::kAlign));
+  ws.request(step_work, nt * PW::scratch(B, std::max(GH, R)));
+  if (proj) {
+    ws.request(whr_gebp, packed_buffer_size(H, R, nt, PW::depth_blocks(R), PW::kAlign));
+    ws.request(dm, B * H);    // [B, H] dL/dm of the current step
+    ws.request(dhs, TB * R);  // [T, B, R] dL/dh of every step (zero on idle rows), for dW_hr
+  }
   if (two) {
     ws.request(whh_gebp2, packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign));
     ws.request(drh, B * H);  // [B, H] dL/d(r*h)
@@ -273,27 +325,53 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   parallel_region(nt, [&](int tid, int nthreads, StepBarrier& bar) {
     const Range u = split_range(H, nthreads, tid, kUnitAlign);
     const index_t j0 = u.begin, n = u.size();
-    PW rec;  // w_hh[:, own units]^T, packed once for the per-step GEMM
+    const Range hu = proj ? split_range(R, nthreads, tid, kUnitAlign) : u;  // own state units
+    const index_t p0 = hu.begin, np = hu.size();
+    PW rec;  // w_hh[:, own state units]^T, packed once for the per-step GEMM
     rec.template pack<Eigen::ColMajor>(
-        whh_gebp + packed_offset(j0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + j0, H,
-        n, GHa);
+        whh_gebp + packed_offset(p0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + p0, R,
+        np, GHa);
+    PW rec_proj;  // projection: w_hr[:, own units]^T
+    if (proj)
+      rec_proj.template pack<Eigen::ColMajor>(
+          whr_gebp + packed_offset(j0, R, tid, PW::depth_blocks(R), PW::kAlign), a.w_hr + j0,
+          H, n, R);
     PW rec2;  // two-phase: w_h{last}[:, own units]^T
     if (two)
       rec2.template pack<Eigen::ColMajor>(
           whh_gebp2 + packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
           a.w_hh + GHa * H + j0, H, n, H);
     T* work = step_work + tid * PW::scratch(B, GH);
-    for (index_t b = 0; b < B; ++b)
-      for (index_t k = j0; k < j0 + n; ++k) {
-        dh[b * H + k] = a.dh_n ? a.dh_n[b * H + k] : T(0);
-        if (Cell::has_c) dc[b * H + k] = a.dc_n ? a.dc_n[b * H + k] : T(0);
-      }
+    for (index_t b = 0; b < B; ++b) {
+      for (index_t k = p0; k < p0 + np; ++k) dh[b * R + k] = a.dh_n ? a.dh_n[b * R + k] : T(0);
+      if (Cell::has_c)
+        for (index_t k = j0; k < j0 + n; ++k) dc[b * H + k] = a.dc_n ? a.dc_n[b * H + k] : T(0);
+    }
     // Peephole gradients: each thread accumulates its own (exclusive) units in a fixed order
     // (steps descending, rows ascending), so the sums are deterministic for any thread count.
     if (a.dpeephole)
       for (int q = 0; q < 3; ++q) std::fill_n(a.dpeephole + q * H + j0, n, T(0));
 
     for (index_t s = T_ - 1; s >= 0; --s) {
+      if (proj) {  // dh of own state units gets dy and is saved; then dL/dm = dh W_hr
+        for (index_t b = 0; b < B; ++b) {
+          const index_t len = row_length(a.lengths, b, T_);
+          T* dh_row = dh + b * R + p0;
+          T* saved = dhs + (s * B + b) * R + p0;
+          if (s >= len) {
+            std::fill_n(saved, np, T(0));
+            continue;
+          }
+          if (a.dy) {
+            const T* dy_row = a.dy + (time_of(a.reverse, len, s) * B + b) * R + p0;
+            for (index_t k = 0; k < np; ++k) dh_row[k] += dy_row[k];
+          }
+          std::copy_n(dh_row, np, saved);
+        }
+        bar.wait();  // dL/dm reads every state unit of dh
+        for (index_t b = 0; b < B; ++b) std::fill_n(dm + b * H + j0, n, T(0));
+        rec_proj.multiply_add(B, dh, R, dm + j0, H, work);
+      }
       for (index_t b = 0; b < B; ++b) {
         const index_t len = row_length(a.lengths, b, T_);
         const size_t g_off = size_t((s * B + b) * GH + j0);
@@ -304,8 +382,8 @@ void recurrent_backward(const BackwardArgs<T>& a) {
           }
           continue;
         }
-        T* dh_row = dh + b * H + j0;
-        if (a.dy) {
+        T* dh_row = proj ? dm + b * H + j0 : dh + b * H + j0;
+        if (a.dy && !proj) {
           const T* dy_row = a.dy + (time_of(a.reverse, len, s) * B + b) * H + j0;
           for (index_t k = 0; k < n; ++k) dh_row[k] += dy_row[k];
         }
@@ -313,7 +391,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
         const BackwardRow<T> row{n,
                                  H,
                                  a.gates + g_off,
-                                 a.h_prev + off,
+                                 proj ? nullptr : a.h_prev + off,
                                  a.aux ? a.aux + off : nullptr,
                                  dh_row,
                                  Cell::has_c ? dc + b * H + j0 : nullptr,
@@ -341,10 +419,13 @@ void recurrent_backward(const BackwardArgs<T>& a) {
         }
       }
       bar.wait();  // the recurrent GEMM reads every thread's gate gradients of step s
-      rec.multiply_add(B, dgh + s * B * GH, GH, dh + j0, H, work);
+      if (proj)  // (the cell cleared dm, not dh): active rows restart from the GEMM's sum
+        for (index_t b = 0; b < B; ++b)
+          if (s < row_length(a.lengths, b, T_)) std::fill_n(dh + b * R + p0, np, T(0));
+      rec.multiply_add(B, dgh + s * B * GH, GH, dh + p0, R, work);
     }
     for (index_t b = 0; b < B; ++b) {
-      std::copy_n(dh + b * H + j0, n, a.dh0 + b * H + j0);
+      std::copy_n(dh + b * R + p0, np, a.dh0 + b * R + p0);
       if (Cell::has_c && a.dc0) std::copy_n(dc + b * H + j0, n, a.dc0 + b * H + j0);
     }
 
@@ -364,7 +445,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     // Weight and bias gradients: each thread owns a block of gate rows.
     const Range gr = split_range(GH, nthreads, tid, kUnitAlign);
     if (!two) {
-      gemm_tn(gr.size(), H, TB, dgh + gr.begin, GH, a.h_prev, H, a.dw_hh + gr.begin * H, H,
+      gemm_tn(gr.size(), R, TB, dgh + gr.begin, GH, a.h_prev, R, a.dw_hh + gr.begin * R, R,
               false);
     } else {  // rows below GHa multiply h, the last block's rows multiply r*h (saved in aux)
       const index_t mid = std::min(std::max(gr.begin, GHa), gr.end);
@@ -373,6 +454,11 @@ void recurrent_backward(const BackwardArgs<T>& a) {
       gemm_tn(gr.end - mid, H, TB, dgh + mid, GH, a.aux, H, a.dw_hh + mid * H, H, false);
     }
     gemm_tn(gr.size(), I, TB, dgx + gr.begin, GH, xsrc, I, a.dw_ih + gr.begin * I, I, false);
+    if (proj) {
+      const Range pr = split_range(R, nthreads, tid, kUnitAlign);
+      gemm_tn(pr.size(), H, TB, dhs + pr.begin, R, a.proj_in, H, a.dw_hr + pr.begin * H, H,
+              false);
+    }
     if (a.db_ih) {
       std::fill(a.db_ih + gr.begin, a.db_ih + gr.end, T(0));
       std::fill(a.db_hh + gr.begin, a.db_hh + gr.end, T(0));
