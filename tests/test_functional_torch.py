@@ -131,6 +131,23 @@ def test_num_threads_close_to_single_thread(cell, nl, shape, dtype, num_threads)
     compare(many, one, dtype, tol=tol)
 
 
+# The product paths chosen by batch size and step count (csrc/pyrnn/recurrent.h,
+# prepack_forward/prepack_backward; gemm.h, kDotRows): single steps use the weights unpacked,
+# B <= 2 runs the recurrent product as dot products at any T, B <= 8 rows of the input
+# projection too; H = 600 is large enough for two threads per step even at B = 1 (LSTM, GRU).
+PATH_SHAPES = [(1, 1, 7, 600), (1, 2, 7, 600), (1, 6, 7, 600), (1, 11, 7, 600),
+               (6, 1, 5, 600), (5, 2, 5, 600), (4, 3, 5, 600)]
+
+
+@CELL_PARAMS
+@pytest.mark.parametrize("shape", PATH_SHAPES, ids=shape_id)
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_small_batch_and_single_step_paths(cell, nl, shape, num_threads):
+    case = make_case(cell, *shape, dtype=np.float64, seed=31, lengths=True)
+    got = run_functional(F, case, nl, reverse=True, num_threads=num_threads)
+    compare(got, torch_run(case, nl, reverse=True), np.float64, tag=_tag(cell, nl))
+
+
 @CELL_PARAMS
 @pytest.mark.parametrize("shape", TINY_SHAPES + THREAD_SHAPES, ids=shape_id)
 @pytest.mark.parametrize("dtype,num_threads", [(np.float64, 1), (np.float32, 1), (np.float64, 2)],

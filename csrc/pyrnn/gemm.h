@@ -15,11 +15,32 @@ using MatMap = Eigen::Map<RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 template <typename T>
 using ConstMatMap = Eigen::Map<const RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
+// Up to this many rows of A, C = A B^T is computed as dot products of rows: each row of B is
+// read once and stays in L1 for all M rows. Eigen's GEMM would first copy (pack) all of B, which
+// for a few rows costs as much as the product (bench: single-step T=1 calls, batch 1-8).
+constexpr index_t kDotRows = 8;
+
+// C[M,N] (+)= A[M,K] * B[N,K]^T for M <= kDotRows (any M works).
+template <typename T>
+inline void gemm_nt_dots(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
+                         index_t ldb, T* C, index_t ldc, bool accumulate) {
+  using Row = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+  for (index_t n = 0; n < N; ++n) {
+    const Row b(B + n * ldb, K);
+    for (index_t m = 0; m < M; ++m) {
+      const T d = K > 0 ? Row(A + m * lda, K).dot(b) : T(0);
+      T& c = C[m * ldc + n];
+      c = accumulate ? c + d : d;
+    }
+  }
+}
+
 // C[M,N] (+)= A[M,K] * B[N,K]^T
 template <typename T>
 inline void gemm_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
                     index_t ldb, T* C, index_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
+  if (M <= kDotRows) return gemm_nt_dots(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
   MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (K <= 0) {
     if (!accumulate) c.setZero();

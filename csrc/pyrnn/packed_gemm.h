@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "common.h"
+#include "gemm.h"
 
 namespace pyrnn {
 
@@ -31,8 +32,23 @@ struct PackedWeights {
     return round_up(std::min(kDepthBlock, K) * M, kAlign) + kAlign;
   }
 
-  T* data = nullptr;  // packed panels (aligned, caller-owned)
+  T* data = nullptr;  // packed panels (aligned, caller-owned); nullptr after wrap()
   index_t N = 0, K = 0;
+  // wrap(): W used in place, unpacked (a single step does not repay packing).
+  const T* raw = nullptr;
+  index_t raw_ld = 0;
+  bool raw_row_major = true;
+
+  // Use W (N x K, layout as in pack) without packing it.
+  template <int Order>
+  void wrap(const T* W, index_t ld, index_t n_rows, index_t depth) {
+    data = nullptr;
+    raw = W;
+    raw_ld = ld;
+    raw_row_major = Order == Eigen::RowMajor;
+    N = n_rows;
+    K = depth;
+  }
 
   // Pack W (N x K): element (n, k) at W[n*ld + k] (RowMajor) or W[n + k*ld] (ColMajor).
   template <int Order>
@@ -54,9 +70,25 @@ struct PackedWeights {
     }
   }
 
+  // pack() when the weights serve enough steps to repay the copy, else wrap().
+  template <int Order>
+  void prepare(bool packed, T* dst, const T* W, index_t ld, index_t n_rows, index_t depth) {
+    if (packed)
+      pack<Order>(dst, W, ld, n_rows, depth);
+    else
+      wrap<Order>(W, ld, n_rows, depth);
+  }
+
   // C[M, N] (row-major, ldc) += X[M, K] (row-major, ldx) * W^T; `work` has scratch(M, K) elements.
   void multiply_add(index_t M, const T* X, index_t ldx, T* C, index_t ldc, T* work) const {
     if (N == 0 || M == 0 || K == 0) return;
+    if (raw) {  // wrapped: W^T is [K, N] row-major (ColMajor W) or W is [N, K] row-major
+      if (raw_row_major)
+        gemm_nt(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
+      else
+        gemm_nn(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
+      return;
+    }
     using RhsMapper = Eigen::internal::const_blas_data_mapper<T, index_t, Eigen::ColMajor>;
     using ResMapper = Eigen::internal::blas_data_mapper<T, index_t, Eigen::ColMajor>;
     Eigen::internal::gemm_pack_rhs<T, index_t, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;

@@ -50,6 +50,15 @@ constexpr index_t kUnitAlign = 8;     // thread unit blocks start on multiples o
 // (and on a busy machine a descheduled thread stalls the others).
 constexpr double kMinStepFlopsPerThread = 1048576.0;
 
+// Whether to pack the recurrent weights once per call (PackedWeights::pack) or use them in place
+// (wrap). Packing copies the weights once, which a single step does not repay (bench: T=1 is
+// 1.2-2.4x faster unpacked). Forward with B <= 2 rows also runs faster as dot products
+// (gemm_nt's small-M path) than through the packed GEBP kernel, at any T; from B = 3 the packed
+// kernel wins. Backward's unpacked product is Eigen's GEMM, which packs on every call, so it
+// packs once whenever there is more than one step.
+inline bool prepack_forward(index_t T, index_t B) { return T >= 2 && B > 2; }
+inline bool prepack_backward(index_t T) { return T >= 2; }
+
 inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
   return lengths ? lengths[b] : T;
 }
@@ -90,6 +99,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const bool proj = a.w_hr != nullptr;
   const index_t R = proj ? a.P : H;  // width of the recurrent state h
   const int nt = step_threads(a.num_threads, B, H, G);
+  const bool prepack = prepack_forward(T_, B);
   const bool packed = nt > 1;  // one thread: block layout == standard layout, no copy
   const index_t Tc = std::max<index_t>(1, std::min<index_t>(T_, kChunkRows / B));
   const bool gather = a.reverse;  // step order differs from time order
@@ -146,18 +156,18 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     }
     pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
     PW rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
-    rec.template pack<Eigen::RowMajor>(
-        whh_gebp + packed_offset(col0, R, tid, depth_blocks, PW::kAlign),
+    rec.template prepare<Eigen::RowMajor>(
+        prepack, whh_gebp + packed_offset(col0, R, tid, depth_blocks, PW::kAlign),
         whh + col0 * R, R, two ? gn - n : gn, R);
     PW rec_proj;  // projection: this thread's state rows of w_hr
     if (proj)
-      rec_proj.template pack<Eigen::RowMajor>(
-          whr_gebp + packed_offset(p0, H, tid, PW::depth_blocks(H), PW::kAlign),
+      rec_proj.template prepare<Eigen::RowMajor>(
+          prepack, whr_gebp + packed_offset(p0, H, tid, PW::depth_blocks(H), PW::kAlign),
           a.w_hr + p0 * H, H, np, H);
     PW rec2;  // two-phase: the last gate block's rows (multiplied by r*h)
     if (two)
-      rec2.template pack<Eigen::RowMajor>(
-          whh_gebp2 + packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
+      rec2.template prepare<Eigen::RowMajor>(
+          prepack, whh_gebp2 + packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
           whh + (col0 + gn - n) * H, H, n, H);
     T* work = step_work + tid * PW::scratch(B, H);
     const T* bh = nullptr;
@@ -291,6 +301,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   const index_t R = proj ? a.P : H;  // width of the recurrent state h
 
   const int nt = step_threads(a.num_threads, B, H, G);
+  const bool prepack = prepack_backward(T_);
   const bool remap = a.reverse;                    // dX computed in step order, then scattered
   const bool gather = a.reverse || a.lengths;      // X in step order, zeros on idle rows
   using PW = PackedWeights<T>;
@@ -328,18 +339,18 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     const Range hu = proj ? split_range(R, nthreads, tid, kUnitAlign) : u;  // own state units
     const index_t p0 = hu.begin, np = hu.size();
     PW rec;  // w_hh[:, own state units]^T, packed once for the per-step GEMM
-    rec.template pack<Eigen::ColMajor>(
-        whh_gebp + packed_offset(p0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + p0, R,
+    rec.template prepare<Eigen::ColMajor>(
+        prepack, whh_gebp + packed_offset(p0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + p0, R,
         np, GHa);
     PW rec_proj;  // projection: w_hr[:, own units]^T
     if (proj)
-      rec_proj.template pack<Eigen::ColMajor>(
-          whr_gebp + packed_offset(j0, R, tid, PW::depth_blocks(R), PW::kAlign), a.w_hr + j0,
+      rec_proj.template prepare<Eigen::ColMajor>(
+          prepack, whr_gebp + packed_offset(j0, R, tid, PW::depth_blocks(R), PW::kAlign), a.w_hr + j0,
           H, n, R);
     PW rec2;  // two-phase: w_h{last}[:, own units]^T
     if (two)
-      rec2.template pack<Eigen::ColMajor>(
-          whh_gebp2 + packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
+      rec2.template prepare<Eigen::ColMajor>(
+          prepack, whh_gebp2 + packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
           a.w_hh + GHa * H + j0, H, n, H);
     T* work = step_work + tid * PW::scratch(B, GH);
     for (index_t b = 0; b < B; ++b) {
