@@ -39,8 +39,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Optional
 
-import numpy as np
-import torch
+# OpenBLAS's worker threads (the NumPy reference) keep spinning for a long time after each call
+# and, on a 2-core machine, steal a core from whichever contender runs next (measured: pyrnn's
+# 2-thread rows up to 3x slower right after the reference). A short timeout parks them at once.
+# Set before NumPy loads OpenBLAS; an explicit setting in the environment wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 _BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 import pyrnn  # the installed package (pip install ".[bench]")
