@@ -355,8 +355,8 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     PW rec_proj;  // projection: w_hr[:, own units]^T
     if (proj)
       rec_proj.template prepare<Eigen::ColMajor>(
-          prepack, whr_gebp + packed_offset(j0, R, tid, PW::depth_blocks(R), PW::kAlign), a.w_hr + j0,
-          H, n, R);
+          prepack, whr_gebp + packed_offset(j0, R, tid, PW::depth_blocks(R), PW::kAlign),
+          a.w_hr + j0, H, n, R);
     PW rec2;  // two-phase: w_h{last}[:, own units]^T
     if (two)
       rec2.template prepare<Eigen::ColMajor>(
