@@ -236,6 +236,14 @@ def test_projection_combined_threads_agree(variant):
     compare(two, run_torch(case, True), np.float64, tag=variant + "_proj")
 
 
+def test_projection_wider_than_hidden():
+    """The kernels take any P >= 1 (layers follow torch: P < H); P > H on two threads sizes
+    each thread's scratch by the wider state."""
+    case = make_case("lstm", 3, 8, 5, 200, proj=300, dtype=np.float64, seed=15, lengths=True)
+    compare(run_pyrnn(case, True, num_threads=2), run_torch(case, True), np.float64,
+            tag="lstm_proj")
+
+
 # --------------------------------------------------------------------------- gradcheck
 
 class PyrnnLSTM(torch.autograd.Function):
