@@ -102,6 +102,32 @@ for cell, nl in (("lstm", None), ("gru", None), ("rnn", "tanh"), ("rnn", "relu")
     # Two OpenMP threads really used: per-step recurrent work >= 2M flops (step_threads).
     H = 256 if cell == "rnn" else 128
     case(cell, nl, np.float32, 2, 32, 8, H, True, True, 2, seed=9)
+    # Single steps and batches of 1-2: weights used unpacked, products as row dot products.
+    for T, B in ((1, 2), (4, 1)):
+        case(cell, nl, np.float32, T, B, 5, 9, True, True, 1, seed=5)
+
+
+def proj_case(dtype, T, B, I, H, P, nt, seed):
+    """LSTM with projection (no NumPy reference): finite, inference == training forward."""
+    global checked
+    rng = np.random.default_rng(seed)
+    u = lambda *s: rng.uniform(-0.5, 0.5, s).astype(dtype)  # noqa: E731
+    x, w = u(T, B, I), [u(4 * H, I), u(4 * H, P), u(4 * H), u(4 * H)]
+    kw = dict(reverse=True, lengths=rng.integers(0, T + 1, B), num_threads=nt, w_hr=u(P, H))
+    state = (u(B, P), u(B, H))
+    y_inf = F.lstm_forward(x, *w, state, **kw)[0]
+    y, (h, c), cache = F.lstm_forward(x, *w, state, training=True, **kw)
+    dx, (dh, dc), dp = F.lstm_backward(cache, u(T, B, P), (u(B, P), u(B, H)))
+    for a in [y, h, c, dx, dh, dc] + list(dp.values()):
+        if not np.isfinite(a).all():
+            sys.exit("non-finite result: lstm projection")
+    if not np.array_equal(y_inf, y):
+        sys.exit("lstm projection: inference and training forward differ")
+    checked += 1
+
+
+proj_case(np.float64, 3, 3, 5, 9, 4, 1, seed=6)
+proj_case(np.float32, 2, 8, 5, 200, 60, 2, seed=7)  # two threads, P split unevenly
 # Empty and degenerate sizes.
 for T, B, I, H in ((0, 2, 3, 4), (2, 0, 3, 4), (2, 2, 0, 4), (2, 2, 3, 0), (1, 1, 1, 1)):
     case("lstm", None, np.float64, T, B, I, H, True, True, 1, seed=3)
