@@ -138,8 +138,9 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   if (Cell::has_c) ws.request(cbuf, B * H);   // [B, H] cell state
   if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
   ws.request(whh_gebp, packed_buffer_size(GH, R, nt, depth_blocks, PW::kAlign));
-  // The input projection packs w_ih once too (Eigen's GEMM would re-pack it every chunk; bench:
-  // the packed product runs 15-20% faster), except for a handful of rows (dot products).
+  // The input projection packs w_ih once too (Eigen's GEMM would re-pack it every chunk; the
+  // packed product alone ran 15-20% faster in a micro-benchmark, a whole LSTM call 1-2%),
+  // except for a handful of rows (dot products).
   const bool pack_input = T_ * B > kDotRows;
   ws.request(wih_gebp, packed_buffer_size(GH, I, nt, PW::depth_blocks(I), PW::kAlign));
   const index_t work_size =
