@@ -65,11 +65,14 @@ def _as_tuple(state):
 
 
 def _compare_with_torch(cell, num_layers, bidirectional, batch_first, with_lengths, with_state,
-                        dtype, T=5, B=4, I=3, H=6, seed=0):
+                        dtype, T=5, B=4, I=3, H=6, seed=0, proj_size=0):
+    """``proj_size`` (LSTM): h is proj_size wide, c stays H wide, as torch.nn.LSTM."""
     rng = np.random.default_rng(seed)
+    extra = {"proj_size": proj_size} if proj_size else {}
     layer, ref = _make(cell, I, H, num_layers=num_layers, bidirectional=bidirectional,
-                       batch_first=batch_first, dtype=dtype, seed=seed)
+                       batch_first=batch_first, dtype=dtype, seed=seed, **extra)
     D = 2 if bidirectional else 1
+    widths = (proj_size or H, H)  # h, c
     x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
     lengths = None
     if with_lengths:
@@ -78,13 +81,13 @@ def _compare_with_torch(cell, num_layers, bidirectional, batch_first, with_lengt
     n_state = 2 if cell == "lstm" else 1
     state = None
     if with_state:
-        state = tuple(rng.standard_normal((num_layers * D, B, H)).astype(dtype)
-                      for _ in range(n_state))
+        state = tuple(rng.standard_normal((num_layers * D, B, w)).astype(dtype)
+                      for w in widths[:n_state])
     # pyrnn
     y, st = layer(x, None if state is None else (state if n_state == 2 else state[0]), lengths)
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dstate = tuple(rng.standard_normal((num_layers * D, B, H)).astype(dtype)
-                   for _ in range(n_state))
+    dstate = tuple(rng.standard_normal((num_layers * D, B, w)).astype(dtype)
+                   for w in widths[:n_state])
     dx = layer.backward(dy, dstate if n_state == 2 else dstate[0])
     # torch
     xt = torch.from_numpy(x.copy()).requires_grad_()
@@ -153,6 +156,14 @@ def test_matches_torch(params):
 @pytest.mark.parametrize("T,B,I,H", [(1, 1, 1, 1), (7, 3, 33, 17), (4, 2, 5, 33)])
 def test_awkward_shapes_match_torch(cell, T, B, I, H):
     _compare_with_torch(cell, 2, True, False, True, True, np.float64, T=T, B=B, I=I, H=H)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_lstm_projection_matches_torch(dtype, batch_first):
+    """proj_size: a torch state_dict with weight_hr loads as-is; stacked, bidirectional, lengths."""
+    _compare_with_torch("lstm", 2, True, batch_first, True, True, dtype, T=6, B=4, I=5, H=12,
+                        seed=4, proj_size=5)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

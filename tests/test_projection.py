@@ -2,16 +2,13 @@
 
 Functional kernels: outputs, final states and every gradient (w_hr included) from torch autograd
 in float64, forward and reverse, with and without lengths, bias and initial state, one and two
-threads. Layers: stacked bidirectional LSTMs with a torch state_dict loaded as-is, variable
-lengths and batch_first. Projections combined with the coupled and peephole cells are checked
-against the torch reference cells of test_variants.py. Bad input gets clear errors.
+threads; layer shapes and initialisation; bad input gets clear errors. Elsewhere: layers against
+torch (test_layers.py), gradcheck and the coupled/peephole combinations (test_variants.py).
 """
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 import pyrnn  # noqa: E402
 from pyrnn import _core  # noqa: E402
@@ -76,102 +73,10 @@ def test_inference_matches_training_forward():
         np.testing.assert_array_equal(a, b)
 
 
-# --------------------------------------------------------------------------- gradcheck
-
-class PyrnnProjectedLSTM(torch.autograd.Function):
-    """pyrnn's projected LSTM as a torch op (test only); backward reruns the training forward."""
-
-    @staticmethod
-    def forward(ctx, reverse, lengths, *arrays):
-        ctx.args = (reverse, lengths)
-        ctx.save_for_backward(*arrays)
-        y, (h_n, c_n), _ = _run(reverse, lengths, arrays, training=False)
-        return torch.from_numpy(y), torch.from_numpy(h_n), torch.from_numpy(c_n)
-
-    @staticmethod
-    def backward(ctx, dy, dh, dc):
-        reverse, lengths = ctx.args
-        _, _, cache = _run(reverse, lengths, ctx.saved_tensors, training=True)
-        dx, (dh0, dc0), dp = F.lstm_backward(cache, dy.numpy(), (dh.numpy(), dc.numpy()))
-        grads = [dx, dh0, dc0] + [dp[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh", "w_hr")]
-        return (None, None) + tuple(torch.from_numpy(g) for g in grads)
-
-
-def _run(reverse, lengths, arrays, training):
-    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr = (a.detach().numpy() for a in arrays)
-    return F.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, (h0, c0), reverse=reverse, lengths=lengths,
-                          training=training, num_threads=1, w_hr=w_hr)
-
-
-@pytest.mark.parametrize("reverse,lengths", [(False, None), (True, [3, 1, 0])],
-                         ids=["fwd", "rev_lengths"])
-def test_gradcheck(reverse, lengths):
-    case = make_case("lstm", 3, 3, 2, 4, proj=2, dtype=np.float64, seed=5)
-    p = case["params"]
-    order = [case["x"], case["h0"], case["c0"]] + [p[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh",
-                                                                   "w_hr")]
-    inputs = [torch.tensor(a, requires_grad=True) for a in order]
-    lens = None if lengths is None else np.asarray(lengths)
-    assert torch.autograd.gradcheck(
-        lambda *a: PyrnnProjectedLSTM.apply(reverse, lens, *a), inputs, eps=1e-6, atol=1e-7)
-
-
 # --------------------------------------------------------------------------- layers
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_layer_stacked_bidirectional_against_torch(dtype, batch_first):
-    T, B, I, H, P, L = 6, 4, 5, 12, 5, 2
-    tdt = torch.float64
-    ref = torch.nn.LSTM(I, H, num_layers=L, bidirectional=True, proj_size=P, dtype=tdt,
-                        batch_first=batch_first)
-    layer = pyrnn.LSTM(I, H, num_layers=L, bidirectional=True, proj_size=P, dtype=dtype,
-                       batch_first=batch_first, num_threads=2)
-    assert layer.params.keys() == ref.state_dict().keys()
-    for k, w in ref.state_dict().items():
-        assert layer.params[k].shape == tuple(w.shape), k
-    layer.load_state_dict({k: w.numpy().astype(dtype) for k, w in ref.state_dict().items()})
-    with torch.no_grad():  # torch runs on the same (possibly float32-rounded) parameters
-        for k, w in ref.named_parameters():
-            w.copy_(torch.from_numpy(layer.params[k].astype(np.float64)))
-
-    rng = np.random.default_rng(4)
-    lengths = np.array([6, 2, 5, 1])
-    xs = (B, T, I) if batch_first else (T, B, I)
-    x = rng.standard_normal(xs).astype(dtype)
-    h0 = rng.uniform(-0.5, 0.5, (L * 2, B, P)).astype(dtype)
-    c0 = rng.uniform(-0.5, 0.5, (L * 2, B, H)).astype(dtype)
-    dy = rng.standard_normal(xs[:2] + (2 * P,)).astype(dtype)
-    dh = rng.standard_normal((L * 2, B, P)).astype(dtype)
-    dc = rng.standard_normal((L * 2, B, H)).astype(dtype)
-    # padding positions of dy carry no gradient in torch's packed run
-    steps = np.arange(T)[:, None] < lengths[None, :]
-    dy *= (steps.T if batch_first else steps)[..., None]
-
-    layer.train()
-    y, (h_n, c_n) = layer(x, (h0, c0), lengths=lengths)
-    dx = layer.backward(dy, (dh, dc))
-    dh0, dc0 = layer.state_grad
-
-    t = lambda a: torch.tensor(np.asarray(a, np.float64), requires_grad=True)  # noqa: E731
-    xt, h0t, c0t = t(x), t(h0), t(c0)
-    packed = pack_padded_sequence(xt, torch.as_tensor(lengths), batch_first=batch_first,
-                                  enforce_sorted=False)
-    yp, (hnt, cnt) = ref(packed, (h0t, c0t))
-    yt, _ = pad_packed_sequence(yp, batch_first=batch_first, total_length=T)
-    loss = (yt * torch.from_numpy(dy.astype(np.float64))).sum() \
-        + (hnt * torch.from_numpy(dh.astype(np.float64))).sum() \
-        + (cnt * torch.from_numpy(dc.astype(np.float64))).sum()
-    loss.backward()
-
-    tol = dict(rtol=1e-9, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-4, atol=3e-5)
-    pairs = [("y", y, yt), ("h_n", h_n, hnt), ("c_n", c_n, cnt), ("dx", dx, xt.grad),
-             ("dh0", dh0, h0t.grad), ("dc0", dc0, c0t.grad)]
-    for name, got, want in pairs:
-        assert got.dtype == dtype, name
-        np.testing.assert_allclose(got, want.detach().numpy(), err_msg=name, **tol)
-    for k, w in ref.named_parameters():
-        np.testing.assert_allclose(layer.grads[k], w.grad.numpy(), err_msg=k, **tol)
+# (float64 gradcheck: tests/test_variants.py::test_gradcheck_projection; stacked bidirectional
+# layers against torch with a loaded state_dict: tests/test_layers.py::
+# test_lstm_projection_matches_torch)
 
 
 def test_layer_shapes_repr_and_init():

@@ -248,50 +248,65 @@ def test_projection_wider_than_hidden():
 
 class PyrnnLSTM(torch.autograd.Function):
     """pyrnn's LSTM variant as a torch op (test only). backward reruns the training forward,
-    since gradcheck calls backward more than once per forward and a cache is single-use."""
+    since gradcheck calls backward more than once per forward and a cache is single-use.
+    ``extra``: w_ci, w_cf, w_co for the peephole variant, then w_hr when ``proj``."""
 
     @staticmethod
-    def forward(ctx, variant, reverse, lengths, x, h0, c0, w_ih, w_hh, b_ih, b_hh, *peep):
-        ctx.args = (variant, reverse, lengths)
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *peep)
-        y, (h_n, c_n), _ = _run(variant, reverse, lengths, x, h0, c0, w_ih, w_hh, b_ih, b_hh,
-                                peep, training=False)
+    def forward(ctx, variant, proj, reverse, lengths, x, h0, c0, w_ih, w_hh, b_ih, b_hh, *extra):
+        ctx.args = (variant, proj, reverse, lengths)
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *extra)
+        y, (h_n, c_n), _ = _run(*ctx.args, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, *extra),
+                                training=False)
         return torch.from_numpy(y), torch.from_numpy(h_n), torch.from_numpy(c_n)
 
     @staticmethod
     def backward(ctx, dy, dh, dc):
-        variant, reverse, lengths = ctx.args
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh, *peep = ctx.saved_tensors
-        _, _, cache = _run(variant, reverse, lengths, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep,
-                           training=True)
+        variant, proj = ctx.args[:2]
+        _, _, cache = _run(*ctx.args, ctx.saved_tensors, training=True)
         dx, (dh0, dc0), dp = F.lstm_backward(cache, dy.numpy(), (dh.numpy(), dc.numpy()))
         grads = [dx, dh0, dc0, dp["w_ih"], dp["w_hh"], dp["b_ih"], dp["b_hh"]]
         if variant == "peephole":
             grads += [dp[n] for n in PEEP]
-        return (None, None, None) + tuple(torch.from_numpy(g) for g in grads)
+        if proj:
+            grads.append(dp["w_hr"])
+        return (None,) * 4 + tuple(torch.from_numpy(g) for g in grads)
 
 
-def _run(variant, reverse, lengths, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep, training):
-    n = [a.detach().numpy() for a in (x, h0, c0, w_ih, w_hh, b_ih, b_hh)]
-    return F.lstm_forward(n[0], n[3], n[4], n[5], n[6], (n[1], n[2]), reverse=reverse,
+def _run(variant, proj, reverse, lengths, tensors, training):
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, *extra = (a.detach().numpy() for a in tensors)
+    w_hr = extra.pop() if proj else None
+    return F.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, (h0, c0), reverse=reverse,
                           lengths=lengths, training=training, num_threads=1,
-                          coupled=variant == "coupled",
-                          peephole=tuple(q.detach().numpy() for q in peep) if peep else None)
+                          coupled=variant == "coupled", peephole=tuple(extra) or None, w_hr=w_hr)
+
+
+def _gradcheck_lstm(variant, reverse, lengths, H, proj=0):
+    case = make_case(variant, 3, 3, 2, H, dtype=np.float64, seed=5, proj=proj)
+    p = case["p"]
+    order = [case["x"], case["h0"], case["c0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"]]
+    if variant == "peephole":
+        order += [p[n] for n in PEEP]
+    if proj:
+        order.append(p["w_hr"])
+    inputs = [torch.tensor(a, requires_grad=True) for a in order]
+    lens = None if lengths is None else np.asarray(lengths)
+    assert torch.autograd.gradcheck(
+        lambda *a: PyrnnLSTM.apply(variant, bool(proj), reverse, lens, *a), inputs, eps=1e-6,
+        atol=1e-7)
 
 
 @pytest.mark.parametrize("variant", ["coupled", "peephole"])
 @pytest.mark.parametrize("reverse,lengths", [(False, None), (True, [3, 1, 2])],
                          ids=["fwd", "rev_lengths"])
 def test_gradcheck(variant, reverse, lengths):
-    case = make_case(variant, 3, 3, 2, 3, dtype=np.float64, seed=5)
-    p = case["p"]
-    order = [case["x"], case["h0"], case["c0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"]]
-    if variant == "peephole":
-        order += [p[n] for n in PEEP]
-    inputs = [torch.tensor(a, requires_grad=True) for a in order]
-    lens = None if lengths is None else np.asarray(lengths)
-    assert torch.autograd.gradcheck(
-        lambda *a: PyrnnLSTM.apply(variant, reverse, lens, *a), inputs, eps=1e-6, atol=1e-7)
+    _gradcheck_lstm(variant, reverse, lengths, H=3)
+
+
+@pytest.mark.parametrize("reverse,lengths", [(False, None), (True, [3, 1, 0])],
+                         ids=["fwd", "rev_lengths"])
+def test_gradcheck_projection(reverse, lengths):
+    """The LSTM with projection (w_hr [2, 4]) through float64 gradcheck."""
+    _gradcheck_lstm("lstm", reverse, lengths, H=4, proj=2)
 
 
 class PyrnnGRU(torch.autograd.Function):
