@@ -61,7 +61,7 @@ class Cache:
     def shape(self):
         """(T, B, I, H) of the forward that made this cache."""
         T, B, I = self.x.shape
-        return T, B, I, self.w_hh.shape[1] if self.w_hr is None else self.w_hr.shape[1]
+        return T, B, I, self.w_ih.shape[0] // _GATES[self.cell]
 
     @property
     def state_size(self):

@@ -215,7 +215,7 @@ class _RNNBase(Module):
         if isinstance(state, (tuple, list)):
             raise TypeError(f"{what}: expected one array h [L*D, B, H] (no cell state for "
                             f"{type(self).__name__}), got a {type(state).__name__}")
-        return (self._check_state_array(what, state, B, self.hidden_size),)
+        return (self._check_state_array(what, state, B, self._state_widths()[0]),)
 
     def _pack_state(self, arrays):
         return tuple(arrays) if self._has_cell else arrays[0]

@@ -28,8 +28,12 @@ inline void gemm_nt_dots(index_t M, index_t N, index_t K, const T* A, index_t ld
   for (index_t n = 0; n < N; ++n) {
     const Row b(B + n * ldb, K);
     for (index_t m = 0; m < M; ++m) {
-      const T d = K > 0 ? Row(A + m * lda, K).dot(b) : T(0);
       T& c = C[m * ldc + n];
+      if (K <= 0) {  // an empty sum (Eigen's dot wants at least one term)
+        if (!accumulate) c = T(0);
+        continue;
+      }
+      const T d = Row(A + m * lda, K).dot(b);
       c = accumulate ? c + d : d;
     }
   }

@@ -32,28 +32,17 @@ struct PackedWeights {
     return round_up(std::min(kDepthBlock, K) * M, kAlign) + kAlign;
   }
 
-  T* data = nullptr;  // packed panels (aligned, caller-owned); nullptr after wrap()
+  T* data = nullptr;  // packed panels (aligned, caller-owned), or nullptr: W used in place
   index_t N = 0, K = 0;
-  // wrap(): W used in place, unpacked (a single step does not repay packing).
-  const T* raw = nullptr;
+  const T* raw = nullptr;  // without packing: W itself (a single step does not repay packing)
   index_t raw_ld = 0;
   bool raw_row_major = true;
-
-  // Use W (N x K, layout as in pack) without packing it.
-  template <int Order>
-  void wrap(const T* W, index_t ld, index_t n_rows, index_t depth) {
-    data = nullptr;
-    raw = W;
-    raw_ld = ld;
-    raw_row_major = Order == Eigen::RowMajor;
-    N = n_rows;
-    K = depth;
-  }
 
   // Pack W (N x K): element (n, k) at W[n*ld + k] (RowMajor) or W[n + k*ld] (ColMajor).
   template <int Order>
   void pack(T* dst, const T* W, index_t ld, index_t n_rows, index_t depth) {
     using Mapper = Eigen::internal::const_blas_data_mapper<T, index_t, Order>;
+    raw = nullptr;
     Eigen::internal::gemm_pack_lhs<T, index_t, Mapper, Traits::mr, Traits::LhsProgress,
                                    typename Traits::LhsPacket4Packing, Order>
         pack_lhs;
@@ -70,13 +59,18 @@ struct PackedWeights {
     }
   }
 
-  // pack() when the weights serve enough steps to repay the copy, else wrap().
+  // Pack W into buffer + offset when the weights serve enough steps to repay the copy;
+  // otherwise use W in place (buffer may then be empty: it is not touched).
   template <int Order>
-  void prepare(bool packed, T* dst, const T* W, index_t ld, index_t n_rows, index_t depth) {
-    if (packed)
-      pack<Order>(dst, W, ld, n_rows, depth);
-    else
-      wrap<Order>(W, ld, n_rows, depth);
+  void prepare(bool packed, T* buffer, index_t offset, const T* W, index_t ld, index_t n_rows,
+               index_t depth) {
+    if (packed) return pack<Order>(buffer + offset, W, ld, n_rows, depth);
+    data = nullptr;
+    raw = W;
+    raw_ld = ld;
+    raw_row_major = Order == Eigen::RowMajor;
+    N = n_rows;
+    K = depth;
   }
 
   // C[M, N] (row-major, ldc) += X[M, K] (row-major, ldx) * W^T; `work` has scratch(M, K) elements.

@@ -137,21 +137,24 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   ws.request(hbuf, 2 * B * R);                // [2][B, R] state double buffer
   if (Cell::has_c) ws.request(cbuf, B * H);   // [B, H] cell state
   if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
-  ws.request(whh_gebp, packed_buffer_size(GH, R, nt, depth_blocks, PW::kAlign));
+  // Pack buffers only when packing (prepare() leaves them untouched otherwise).
+  ws.request(whh_gebp, prepack ? packed_buffer_size(GH, R, nt, depth_blocks, PW::kAlign) : 0);
   // The input projection packs w_ih once too (Eigen's GEMM would re-pack it every chunk; the
   // packed product alone ran 15-20% faster in a micro-benchmark, a whole LSTM call 1-2%),
   // except for a handful of rows (dot products).
   const bool pack_input = T_ * B > kDotRows;
-  ws.request(wih_gebp, packed_buffer_size(GH, I, nt, PW::depth_blocks(I), PW::kAlign));
+  ws.request(wih_gebp,
+             pack_input ? packed_buffer_size(GH, I, nt, PW::depth_blocks(I), PW::kAlign) : 0);
   const index_t work_size =
       std::max(PW::scratch(B, std::max(H, R)), PW::scratch(kInputRowBlock, I));
   ws.request(step_work, nt * work_size);
   if (proj) {
-    ws.request(whr_gebp, packed_buffer_size(R, H, nt, PW::depth_blocks(H), PW::kAlign));
+    ws.request(whr_gebp,
+               prepack ? packed_buffer_size(R, H, nt, PW::depth_blocks(H), PW::kAlign) : 0);
     ws.request(mbuf, B * H);
   }
   if (two) {
-    ws.request(whh_gebp2, packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign));
+    ws.request(whh_gebp2, prepack ? packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign) : 0);
     ws.request(rh, B * H);
   }
   ws.allocate();
@@ -175,22 +178,22 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
     PW rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
     rec.template prepare<Eigen::RowMajor>(
-        prepack, whh_gebp + packed_offset(col0, R, tid, depth_blocks, PW::kAlign),
+        prepack, whh_gebp, packed_offset(col0, R, tid, depth_blocks, PW::kAlign),
         whh + col0 * R, R, two ? gn - n : gn, R);
     PW rec_proj;  // projection: this thread's state rows of w_hr
     if (proj)
       rec_proj.template prepare<Eigen::RowMajor>(
-          prepack, whr_gebp + packed_offset(p0, H, tid, PW::depth_blocks(H), PW::kAlign),
+          prepack, whr_gebp, packed_offset(p0, H, tid, PW::depth_blocks(H), PW::kAlign),
           a.w_hr + p0 * H, H, np, H);
     PW rec2;  // two-phase: the last gate block's rows (multiplied by r*h)
     if (two)
       rec2.template prepare<Eigen::RowMajor>(
-          prepack, whh_gebp2 + packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
+          prepack, whh_gebp2, packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
           whh + (col0 + gn - n) * H, H, n, H);
     T* work = step_work + tid * work_size;
     PW inp;  // this thread's gate rows of w_ih, for the input projection
     inp.template prepare<Eigen::RowMajor>(
-        pack_input, wih_gebp + packed_offset(col0, I, tid, PW::depth_blocks(I), PW::kAlign),
+        pack_input, wih_gebp, packed_offset(col0, I, tid, PW::depth_blocks(I), PW::kAlign),
         wih + col0 * I, I, gn, I);
     const T* bh = nullptr;
     if (Cell::recurrent_bias) {
@@ -267,9 +270,12 @@ void recurrent_forward(const ForwardArgs<T>& a) {
         const index_t len = row_length(a.lengths, b, T_);
         const size_t save = size_t((s * B + b) * H + j0);
         if (proj) {  // h and h_prev are handled after the projection below
-          if (s < len) Cell::forward(make_row(b, len));
-          if (train && s < len) std::copy_n(mbuf + b * H + j0, n, a.proj_in + save);
-          if (train && s >= len) std::fill_n(a.proj_in + save, n, T(0));
+          if (s >= len) {
+            if (train) std::fill_n(a.proj_in + save, n, T(0));
+          } else {
+            Cell::forward(make_row(b, len));
+            if (train) std::copy_n(mbuf + b * H + j0, n, a.proj_in + save);
+          }
           continue;
         }
         const T* h_row = h_cur + b * H + j0;
@@ -338,16 +344,17 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   ws.request(tmp, H);                                // [H] pointwise scratch, own units
   if (gather) ws.request(Xs, TB * I);                // [T, B, I] x in step order
   if (remap) ws.request(dXs, TB * I);                // [T, B, I] dx in step order
-  ws.request(whh_gebp, packed_buffer_size(R, GH, nt, depth_blocks, PW::kAlign));
+  ws.request(whh_gebp, prepack ? packed_buffer_size(R, GH, nt, depth_blocks, PW::kAlign) : 0);
   const index_t work_size = PW::scratch(B, std::max(GH, R));
   ws.request(step_work, nt * work_size);
   if (proj) {
-    ws.request(whr_gebp, packed_buffer_size(H, R, nt, PW::depth_blocks(R), PW::kAlign));
+    ws.request(whr_gebp,
+               prepack ? packed_buffer_size(H, R, nt, PW::depth_blocks(R), PW::kAlign) : 0);
     ws.request(dm, B * H);    // [B, H] dL/dm of the current step
     ws.request(dhs, TB * R);  // [T, B, R] dL/dh of every step (zero on idle rows), for dW_hr
   }
   if (two) {
-    ws.request(whh_gebp2, packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign));
+    ws.request(whh_gebp2, prepack ? packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign) : 0);
     ws.request(drh, B * H);  // [B, H] dL/d(r*h)
   }
   ws.allocate();
@@ -362,17 +369,17 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     const index_t p0 = hu.begin, np = hu.size();
     PW rec;  // w_hh[:, own state units]^T, packed once for the per-step GEMM
     rec.template prepare<Eigen::ColMajor>(
-        prepack, whh_gebp + packed_offset(p0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + p0, R,
+        prepack, whh_gebp, packed_offset(p0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + p0, R,
         np, GHa);
     PW rec_proj;  // projection: w_hr[:, own units]^T
     if (proj)
       rec_proj.template prepare<Eigen::ColMajor>(
-          prepack, whr_gebp + packed_offset(j0, R, tid, PW::depth_blocks(R), PW::kAlign),
+          prepack, whr_gebp, packed_offset(j0, R, tid, PW::depth_blocks(R), PW::kAlign),
           a.w_hr + j0, H, n, R);
     PW rec2;  // two-phase: w_h{last}[:, own units]^T
     if (two)
       rec2.template prepare<Eigen::ColMajor>(
-          prepack, whh_gebp2 + packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
+          prepack, whh_gebp2, packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
           a.w_hh + GHa * H + j0, H, n, H);
     T* work = step_work + tid * work_size;
     for (index_t b = 0; b < B; ++b) {
@@ -487,11 +494,8 @@ void recurrent_backward(const BackwardArgs<T>& a) {
       gemm_tn(gr.end - mid, H, TB, dgh + mid, GH, a.aux, H, a.dw_hh + mid * H, H, false);
     }
     gemm_tn(gr.size(), I, TB, dgx + gr.begin, GH, xsrc, I, a.dw_ih + gr.begin * I, I, false);
-    if (proj) {
-      const Range pr = split_range(R, nthreads, tid, kUnitAlign);
-      gemm_tn(pr.size(), H, TB, dhs + pr.begin, R, a.proj_in, H, a.dw_hr + pr.begin * H, H,
-              false);
-    }
+    if (proj)  // dW_hr: each thread its own state units (rows of w_hr)
+      gemm_tn(np, H, TB, dhs + p0, R, a.proj_in, H, a.dw_hr + p0 * H, H, false);
     if (a.db_ih) {
       std::fill(a.db_ih + gr.begin, a.db_ih + gr.end, T(0));
       std::fill(a.db_hh + gr.begin, a.db_hh + gr.end, T(0));
