@@ -3,6 +3,8 @@
 // "Standard layout" [G][H]: gate g of unit k at g*H + k, pointers already offset to the block.
 #pragma once
 
+#include <algorithm>
+
 #include "common.h"
 
 namespace pyrnn {
@@ -40,5 +42,13 @@ struct BackwardRow {
   T* dpeep;        // [3][H] standard: peephole gradients, accumulated (+=) over steps and rows
   const T* drh;    // [n] two-phase cells: dL/d(r*h) for backward_b (after the second GEMM)
 };
+
+// Save a row's activations a [G][n] (block layout) as its standard-layout gates. With one
+// thread the driver points ph at the saved gates themselves; then there is nothing to copy.
+template <typename T>
+inline void save_gates(const T* a /*[G][n]*/, int G, const ForwardRow<T>& r) {
+  if (!r.gates || r.gates == a) return;
+  for (int q = 0; q < G; ++q) std::copy_n(a + q * r.n, r.n, r.gates + q * r.H);
+}
 
 }  // namespace pyrnn

@@ -44,8 +44,7 @@ struct GruCell {
       r.h_out[k] = h;
       r.y[k] = h;
     }
-    if (r.gates)
-      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
+    save_gates(a, G, r);
   }
 
   static void backward(const BackwardRow<T>& r) {
@@ -106,8 +105,7 @@ struct GruResetBeforeCell {
       r.h_out[k] = h;
       r.y[k] = h;
     }
-    if (r.gates)
-      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
+    save_gates(a, G, r);
   }
 
   static void backward(const BackwardRow<T>& r) {

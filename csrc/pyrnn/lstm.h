@@ -29,7 +29,7 @@ struct LstmCell {
     sigmoid_inplace(a + 3 * n, n);
     const T *i = a, *f = a + n, *g = a + 2 * n, *o = a + 3 * n;
     if (r.gates) {
-      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
+      save_gates(a, G, r);
       std::copy_n(r.c, n, r.aux);
     }
     for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + i[k] * g[k];
@@ -82,7 +82,7 @@ struct CoupledLstmCell {
     sigmoid_inplace(a + 2 * n, n);
     const T *f = a, *g = a + n, *o = a + 2 * n;
     if (r.gates) {
-      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
+      save_gates(a, G, r);
       std::copy_n(r.c, n, r.aux);
     }
     for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + (T(1) - f[k]) * g[k];
@@ -143,8 +143,7 @@ struct PeepholeLstmCell {
     for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + i[k] * g[k];
     for (index_t k = 0; k < n; ++k) o[k] += wco[k] * r.c[k];
     sigmoid_inplace(o, n);
-    if (r.gates)
-      for (int q = 0; q < G; ++q) std::copy_n(a + q * n, n, r.gates + q * r.H);
+    save_gates(a, G, r);
     std::copy_n(r.c, n, r.h_out);
     tanh_inplace(r.h_out, n);
     for (index_t k = 0; k < n; ++k) {

@@ -26,7 +26,7 @@ struct RnnCell {
       tanh_inplace(a, r.n);
     std::copy_n(a, r.n, r.h_out);
     std::copy_n(a, r.n, r.y);
-    if (r.gates) std::copy_n(a, r.n, r.gates);
+    save_gates<T>(a, 1, r);
   }
 
   static void backward(const BackwardRow<T>& r) {
