@@ -111,6 +111,48 @@ void pack_gate_rows(const T* src /*[G*H, cols]*/, index_t cols, index_t H, int G
                   sizeof(T) * size_t(cols));
 }
 
+// One thread's rows of gates [g0, g1) of a row-major weight matrix W [G*H, K], for products
+// C[M, cols] += X W_rows^T in the thread's block layout. With one thread those rows are
+// contiguous and form one product. With several, each gate's block of the thread's units is
+// its own product, packed (or read in place) straight from W: no thread first copies its rows
+// into block layout, a copy that with 16 MB weights (LSTM H=1024) overflowed the L3 and made
+// two threads slower than one (bench: LSTM inference T=25 B=4 H=1024, 39 vs 30 ms).
+// All parts of one matrix share one buffer of packed_buffer_size(G*H, K, G*nthreads, ...).
+template <typename T, int G>
+struct GateRows {
+  PackedWeights<T> part[G];
+  index_t col[G] = {};  // first output column of each part, relative to gate g0's block
+  int parts = 0;
+
+  void prepare(bool pack, T* buffer, const T* W, index_t K, index_t H, int g0, int g1, Range u,
+               int tid, int nthreads) {
+    using PW = PackedWeights<T>;
+    const index_t n = u.size();
+    const bool whole = nthreads == 1;  // then u is every unit: rows [g0*H, g1*H) contiguous
+    parts = whole ? 1 : g1 - g0;
+    for (int q = 0; q < parts; ++q) {
+      const int g = g0 + q;
+      const index_t first = g * H + u.begin, rows = whole ? (g1 - g0) * n : n;
+      part[q].template prepare<Eigen::RowMajor>(
+          pack, buffer,
+          packed_offset(first, K, g * nthreads + tid, PW::depth_blocks(K), PW::kAlign),
+          W + first * K, K, rows, K);
+      col[q] = index_t(q) * n;
+    }
+  }
+
+  // C [M, *] points at gate g0's first column of this thread's block; `work` as PackedWeights.
+  void multiply_add(index_t M, const T* X, index_t ldx, T* C, index_t ldc, T* work) const {
+    for (int q = 0; q < parts; ++q) part[q].multiply_add(M, X, ldx, C + col[q], ldc, work);
+  }
+};
+
+template <int G>
+index_t gate_rows_buffer(bool pack, index_t H, index_t K, int nthreads, index_t depth_blocks,
+                         index_t align) {
+  return pack ? packed_buffer_size(G * H, K, G * nthreads, depth_blocks, align) : 0;
+}
+
 }  // namespace detail
 
 template <typename T, class Cell>
@@ -126,24 +168,20 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const index_t R = proj ? a.P : H;  // width of the recurrent state h
   const int nt = step_threads(a.num_threads, B, H, G, index_t(sizeof(T)));
   const bool prepack = prepack_forward(T_, B);
-  const bool packed = nt > 1;  // one thread: block layout == standard layout, no copy
   // One thread in training: the recurrent GEMM writes into the saved gates of the step and the
-  // cell activates them in place (same layout), which saves a copy of [B, G*H] per step.
-  const bool gates_in_place = train && !packed;
+  // cell activates them in place (one thread's block layout is the standard layout), which saves
+  // a copy of [B, G*H] per step.
+  const bool gates_in_place = train && nt == 1;
   const index_t Tc = std::max<index_t>(1, std::min<index_t>(T_, kChunkRows / B));
   const bool gather = a.reverse;  // step order differs from time order
 
   using PW = PackedWeights<T>;
   const index_t depth_blocks = PW::depth_blocks(R);
   Workspace ws;
-  T *wih_pk = nullptr, *whh_pk = nullptr, *bias_x, *bias_h = nullptr, *bx_pk, *bh_pk = nullptr;
+  T *bias_x, *bias_h = nullptr, *bx_pk, *bh_pk = nullptr;
   T *P, *Gh, *hbuf, *cbuf = nullptr, *Xs = nullptr, *whh_gebp, *wih_gebp, *step_work;
-  T *whh_gebp2 = nullptr, *rh = nullptr;  // two-phase: last block's packed rows, r*h [B, H]
+  T *rh = nullptr;                         // two-phase: r*h [B, H]
   T *whr_gebp = nullptr, *mbuf = nullptr;  // projection: packed w_hr rows, m [B, H]
-  if (packed) {
-    ws.request(wih_pk, GH * I);  // [G*H, I] block layout
-    ws.request(whh_pk, GH * R);  // [G*H, R] block layout
-  }
   ws.request(bias_x, GH);  // [G*H] input-side bias, standard layout
   ws.request(bx_pk, GH);   // [G*H] block layout
   if (Cell::recurrent_bias) {
@@ -156,13 +194,13 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   if (Cell::has_c) ws.request(cbuf, B * H);   // [B, H] cell state
   if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
   // Pack buffers only when packing (prepare() leaves them untouched otherwise).
-  ws.request(whh_gebp, prepack ? packed_buffer_size(GH, R, nt, depth_blocks, PW::kAlign) : 0);
+  ws.request(whh_gebp, gate_rows_buffer<G>(prepack, H, R, nt, depth_blocks, PW::kAlign));
   // The input projection packs w_ih once too (Eigen's GEMM would re-pack it every chunk; the
   // packed product alone ran 15-20% faster in a micro-benchmark, a whole LSTM call 1-2%),
   // except for a handful of rows (dot products).
   const bool pack_input = T_ * B > kDotRows;
   ws.request(wih_gebp,
-             pack_input ? packed_buffer_size(GH, I, nt, PW::depth_blocks(I), PW::kAlign) : 0);
+             gate_rows_buffer<G>(pack_input, H, I, nt, PW::depth_blocks(I), PW::kAlign));
   const index_t work_size =
       std::max(PW::scratch(B, std::max(H, R)), PW::scratch(kInputRowBlock, I));
   ws.request(step_work, nt * work_size);
@@ -171,10 +209,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
                prepack ? packed_buffer_size(R, H, nt, PW::depth_blocks(H), PW::kAlign) : 0);
     ws.request(mbuf, B * H);
   }
-  if (two) {
-    ws.request(whh_gebp2, prepack ? packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign) : 0);
-    ws.request(rh, B * H);
-  }
+  if (two) ws.request(rh, B * H);
   ws.allocate();
   std::fill_n(bias_x, GH, T(0));
   if (bias_h) std::fill_n(bias_h, GH, T(0));
@@ -185,34 +220,19 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     const index_t j0 = u.begin, n = u.size(), col0 = G * j0, gn = G * n;
     const Range hu = proj ? split_range(R, nthreads, tid, kUnitAlign) : u;  // own state units
     const index_t p0 = hu.begin, np = hu.size();
-    const T* wih = a.w_ih;
-    const T* whh = a.w_hh;
-    if (packed) {
-      pack_gate_rows(a.w_ih, I, H, G, u, wih_pk + col0 * I);
-      pack_gate_rows(a.w_hh, R, H, G, u, whh_pk + col0 * R);
-      wih = wih_pk;
-      whh = whh_pk;
-    }
     pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
-    PW rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
-    rec.template prepare<Eigen::RowMajor>(
-        prepack, whh_gebp, packed_offset(col0, R, tid, depth_blocks, PW::kAlign),
-        whh + col0 * R, R, two ? gn - n : gn, R);
+    GateRows<T, G> rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
+    rec.prepare(prepack, whh_gebp, a.w_hh, R, H, 0, two ? G - 1 : G, u, tid, nthreads);
     PW rec_proj;  // projection: this thread's state rows of w_hr
     if (proj)
       rec_proj.template prepare<Eigen::RowMajor>(
           prepack, whr_gebp, packed_offset(p0, H, tid, PW::depth_blocks(H), PW::kAlign),
           a.w_hr + p0 * H, H, np, H);
-    PW rec2;  // two-phase: the last gate block's rows (multiplied by r*h)
-    if (two)
-      rec2.template prepare<Eigen::RowMajor>(
-          prepack, whh_gebp2, packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
-          whh + (col0 + gn - n) * H, H, n, H);
+    GateRows<T, G> rec2;  // two-phase: the last gate block's rows (multiplied by r*h)
+    if (two) rec2.prepare(prepack, whh_gebp, a.w_hh, H, H, G - 1, G, u, tid, nthreads);
     T* work = step_work + tid * work_size;
-    PW inp;  // this thread's gate rows of w_ih, for the input projection
-    inp.template prepare<Eigen::RowMajor>(
-        pack_input, wih_gebp, packed_offset(col0, I, tid, PW::depth_blocks(I), PW::kAlign),
-        wih + col0 * I, I, gn, I);
+    GateRows<T, G> inp;  // this thread's gate rows of w_ih, for the input projection
+    inp.prepare(pack_input, wih_gebp, a.w_ih, I, H, 0, G, u, tid, nthreads);
     const T* bh = nullptr;
     if (Cell::recurrent_bias) {
       pack_gate_rows(bias_h, 1, H, G, u, bh_pk + col0);
