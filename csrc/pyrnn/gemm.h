@@ -39,6 +39,12 @@ inline void gemm_nt_dots(index_t M, index_t N, index_t K, const T* A, index_t ld
   }
 }
 
+}  // namespace pyrnn
+
+#include "dots_avx2.h"  // the float overload of gemm_nt_dots on the AVX2+FMA build
+
+namespace pyrnn {
+
 // C[M,N] (+)= A[M,K] * B[N,K]^T
 template <typename T>
 inline void gemm_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,

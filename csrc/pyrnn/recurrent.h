@@ -60,11 +60,22 @@ constexpr double kThreadCacheBytes = 524288.0;
 
 // Whether to pack the recurrent weights once per call (PackedWeights::pack) or use them in place
 // (wrap). Packing copies the weights once, which a single step does not repay (bench: T=1 is
-// 1.2-2.4x faster unpacked). Forward with B <= 2 rows also runs faster as dot products
-// (gemm_nt's small-M path) than through the packed GEBP kernel, at any T; from B = 3 the packed
-// kernel wins. Backward's unpacked product is Eigen's GEMM, which packs on every call, so it
-// packs once whenever there is more than one step.
-inline bool prepack_forward(index_t T, index_t B) { return T >= 2 && B > 2; }
+// 1.2-2.4x faster unpacked). Forward with a few rows also runs faster as dot products
+// (gemm_nt's small-M path) than through the packed GEBP kernel, at any T: up to 2 rows with
+// Eigen's dot, up to 3 with the float AVX2 kernel of dots_avx2.h (bench, LSTM T=25 H=512: B=3
+// 5.8 vs 6.8 ms; at B=4 the packed kernel wins, 5.6 vs 6.9 ms). Backward's unpacked product is
+// Eigen's GEMM, which packs on every call, so it packs once whenever there is more than one step.
+template <typename T>
+constexpr index_t forward_dot_rows() {
+#ifdef PYRNN_DOTS_AVX2
+  if (std::is_same<T, float>::value) return 3;
+#endif
+  return 2;
+}
+template <typename T>
+inline bool prepack_forward(index_t steps, index_t B) {
+  return steps >= 2 && B > forward_dot_rows<T>();
+}
 inline bool prepack_backward(index_t T) { return T >= 2; }
 
 inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
@@ -167,7 +178,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const bool proj = a.w_hr != nullptr;
   const index_t R = proj ? a.P : H;  // width of the recurrent state h
   const int nt = step_threads(a.num_threads, B, H, G, index_t(sizeof(T)));
-  const bool prepack = prepack_forward(T_, B);
+  const bool prepack = prepack_forward<T>(T_, B);
   // One thread in training: the recurrent GEMM writes into the saved gates of the step and the
   // cell activates them in place (one thread's block layout is the standard layout), which saves
   // a copy of [B, G*H] per step.
