@@ -1,9 +1,11 @@
 // Activations over contiguous runs of values, vectorised through Eigen's packet math.
 //
-// Values go through an aligned, fixed-size block padded with zeros, so every element takes the
-// same packet code path whatever its address or position: results are bitwise reproducible
-// from call to call and independent of how units are split among threads (Eigen's scalar and
-// packet versions of exp differ in the last bit, and plain Maps peel unaligned heads).
+// Every element takes the same packet code path whatever its address or position, so results
+// are bitwise reproducible from call to call and independent of how units are split among
+// threads (Eigen's scalar and packet versions of exp differ in the last bit, and plain dynamic
+// Maps peel unaligned heads into scalar code): whole blocks of a fixed size are mapped in place
+// with unaligned packet loads (a fixed-size Map is never peeled); the last partial block goes
+// through an aligned buffer padded with zeros.
 #pragma once
 
 #include <Eigen/Core>
@@ -19,15 +21,19 @@ constexpr index_t kActivationBlock = 64;  // a multiple of every packet size
 template <typename T, class Op>
 inline void apply_blocked(T* v /*[n]*/, index_t n, Op op) {
   using Block = Eigen::Array<T, kActivationBlock, 1>;
+  const index_t whole = n / kActivationBlock * kActivationBlock;
+  for (index_t s = 0; s < whole; s += kActivationBlock) {
+    Eigen::Map<Block, Eigen::Unaligned> a(v + s);
+    op(a);
+  }
+  if (whole == n) return;
   alignas(64) T buf[kActivationBlock];
   Eigen::Map<Block, Eigen::Aligned64> a(buf);
-  for (index_t s = 0; s < n; s += kActivationBlock) {
-    const index_t m = std::min(kActivationBlock, n - s);
-    std::copy_n(v + s, m, buf);
-    std::fill(buf + m, buf + kActivationBlock, T(0));
-    op(a);
-    std::copy_n(buf, m, v + s);
-  }
+  const index_t m = n - whole;
+  std::copy_n(v + whole, m, buf);
+  std::fill(buf + m, buf + kActivationBlock, T(0));
+  op(a);
+  std::copy_n(buf, m, v + whole);
 }
 
 }  // namespace detail
