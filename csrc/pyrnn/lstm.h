@@ -106,19 +106,27 @@ struct CoupledLstmCell {
   }
 
   static void backward(const BackwardRow<T>& r) {
-    const index_t H = r.H, n = r.n;
-    const T *f = r.gates, *g = r.gates + H, *o = r.gates + 2 * H;
-    T* tc = r.tmp;
-    for (index_t k = 0; k < n; ++k) tc[k] = f[k] * r.aux[k] + (T(1) - f[k]) * g[k];
-    tanh_inplace(tc, n);
+    const index_t H = r.H;
+    const T *f = r.gates, *g = r.gates + H;
+    for (index_t k = 0; k < r.n; ++k) r.tmp[k] = f[k] * r.aux[k] + (T(1) - f[k]) * g[k];
+    tanh_inplace(r.tmp, r.n);
+    gate_gradients(r.n, f, g, r.gates + 2 * H, r.aux, r.tmp, r.dh, r.dc, r.dgh, r.dgh + H,
+                   r.dgh + 2 * H);
+  }
+
+  // One row's pointwise gradients; distinct arrays or gate blocks, restrict so GCC vectorises.
+  static void gate_gradients(index_t n, const T* __restrict f, const T* __restrict g,
+                             const T* __restrict o, const T* __restrict c_prev,
+                             const T* __restrict tc, T* __restrict dh, T* __restrict dc,
+                             T* __restrict df, T* __restrict dg, T* __restrict dout) {
     for (index_t k = 0; k < n; ++k) {
-      const T dh = r.dh[k];
-      const T dc = r.dc[k] + dh * o[k] * (T(1) - tc[k] * tc[k]);
-      r.dgh[k] = dc * (r.aux[k] - g[k]) * f[k] * (T(1) - f[k]);
-      r.dgh[H + k] = dc * (T(1) - f[k]) * (T(1) - g[k] * g[k]);
-      r.dgh[2 * H + k] = dh * tc[k] * o[k] * (T(1) - o[k]);
-      r.dc[k] = dc * f[k];
-      r.dh[k] = T(0);
+      const T dhk = dh[k];
+      const T dck = dc[k] + dhk * o[k] * (T(1) - tc[k] * tc[k]);
+      df[k] = dck * (c_prev[k] - g[k]) * f[k] * (T(1) - f[k]);
+      dg[k] = dck * (T(1) - f[k]) * (T(1) - g[k] * g[k]);
+      dout[k] = dhk * tc[k] * o[k] * (T(1) - o[k]);
+      dc[k] = dck * f[k];
+      dh[k] = T(0);
     }
   }
 };
@@ -164,29 +172,41 @@ struct PeepholeLstmCell {
   }
 
   static void backward(const BackwardRow<T>& r) {
-    const index_t H = r.H, n = r.n;
-    const T *i = r.gates, *f = r.gates + H, *g = r.gates + 2 * H, *o = r.gates + 3 * H;
-    const T *wci = r.peep, *wcf = r.peep + H, *wco = r.peep + 2 * H;
-    T *dwci = r.dpeep, *dwcf = r.dpeep + H, *dwco = r.dpeep + 2 * H;
-    T* tc = r.tmp;
-    for (index_t k = 0; k < n; ++k) tc[k] = f[k] * r.aux[k] + i[k] * g[k];
-    tanh_inplace(tc, n);
+    const index_t H = r.H;
+    const T *i = r.gates, *f = r.gates + H, *g = r.gates + 2 * H;
+    for (index_t k = 0; k < r.n; ++k) r.tmp[k] = f[k] * r.aux[k] + i[k] * g[k];
+    tanh_inplace(r.tmp, r.n);
+    gate_gradients(r.n, i, f, g, r.gates + 3 * H, r.aux, r.tmp, r.peep, r.peep + H,
+                   r.peep + 2 * H, r.dh, r.dc, r.dgh, r.dgh + H, r.dgh + 2 * H, r.dgh + 3 * H,
+                   r.dpeep, r.dpeep + H, r.dpeep + 2 * H);
+  }
+
+  // One row's pointwise gradients, peephole gradients accumulated; distinct arrays or blocks,
+  // restrict so GCC vectorises.
+  static void gate_gradients(index_t n, const T* __restrict i, const T* __restrict f,
+                             const T* __restrict g, const T* __restrict o,
+                             const T* __restrict cp, const T* __restrict tc,
+                             const T* __restrict wci, const T* __restrict wcf,
+                             const T* __restrict wco, T* __restrict dh, T* __restrict dc,
+                             T* __restrict di, T* __restrict df, T* __restrict dg,
+                             T* __restrict dout, T* __restrict dwci, T* __restrict dwcf,
+                             T* __restrict dwco) {
     for (index_t k = 0; k < n; ++k) {
-      const T dh = r.dh[k], cp = r.aux[k];
-      const T cn = f[k] * cp + i[k] * g[k];
-      const T dpo = dh * tc[k] * o[k] * (T(1) - o[k]);
-      const T dc = r.dc[k] + dh * o[k] * (T(1) - tc[k] * tc[k]) + dpo * wco[k];
-      const T dpi = dc * g[k] * i[k] * (T(1) - i[k]);
-      const T dpf = dc * cp * f[k] * (T(1) - f[k]);
-      r.dgh[k] = dpi;
-      r.dgh[H + k] = dpf;
-      r.dgh[2 * H + k] = dc * i[k] * (T(1) - g[k] * g[k]);
-      r.dgh[3 * H + k] = dpo;
-      dwci[k] += dpi * cp;
-      dwcf[k] += dpf * cp;
+      const T dhk = dh[k];
+      const T cn = f[k] * cp[k] + i[k] * g[k];
+      const T dpo = dhk * tc[k] * o[k] * (T(1) - o[k]);
+      const T dck = dc[k] + dhk * o[k] * (T(1) - tc[k] * tc[k]) + dpo * wco[k];
+      const T dpi = dck * g[k] * i[k] * (T(1) - i[k]);
+      const T dpf = dck * cp[k] * f[k] * (T(1) - f[k]);
+      di[k] = dpi;
+      df[k] = dpf;
+      dg[k] = dck * i[k] * (T(1) - g[k] * g[k]);
+      dout[k] = dpo;
+      dwci[k] += dpi * cp[k];
+      dwcf[k] += dpf * cp[k];
       dwco[k] += dpo * cn;
-      r.dc[k] = dc * f[k] + dpi * wci[k] + dpf * wcf[k];
-      r.dh[k] = T(0);
+      dc[k] = dck * f[k] + dpi * wci[k] + dpf * wcf[k];
+      dh[k] = T(0);
     }
   }
 };
