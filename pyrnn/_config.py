@@ -21,12 +21,14 @@ def config() -> dict:
         numpy=np.__version__,
         machine=platform.machine(),
         cuda_info=_cuda.info(),
+        array_pool=_core.array_pool(),
     )
     return info
 
 
 def show_config() -> None:
-    """Print version, compiler, OpenMP, default threads, instruction-set path, Eigen, CUDA."""
+    """Print version, compiler, OpenMP, default threads, instruction-set path, Eigen, array
+    pool, CUDA."""
     info = config()
     rows = [
         ("pyrnn", info["version"]),
@@ -36,6 +38,8 @@ def show_config() -> None:
         ("instruction set in use", f'{info["isa"]} (built: {info["available_isas"]}; '
                                    "force with PYRNN_ISA=baseline)"),
         ("Eigen", f'{info["eigen_version"]} ({info["eigen_simd"]})'),
+        ("array pool", f'keeps up to {info["array_pool"]["limit_bytes"] >> 20} MB of freed '
+                       "output memory (PYRNN_ARRAY_POOL_MB)"),
         ("CUDA", _cuda.describe()),
         ("python / numpy", f'{info["python"]} / {info["numpy"]} on {info["machine"]}'),
     ]

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "array_pool.h"
 #include "pyrnn/common.h"
 
 namespace pyrnn {
@@ -58,9 +59,10 @@ inline const index_t* checked_lengths(const py::object& lengths, index_t B, inde
   return p;
 }
 
+// Output arrays: uninitialised, from the array pool when they fit there (array_pool.h).
 template <typename T>
 py::array_t<T> empty(const std::vector<index_t>& shape) {
-  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  return pooled_empty<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
 }
 
 template <typename T>

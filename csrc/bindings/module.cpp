@@ -3,6 +3,7 @@
 
 #include <Eigen/Core>
 
+#include "array_pool.h"
 #include "dispatch.h"
 #include "pyrnn/parallel.h"
 
@@ -31,6 +32,17 @@ PYBIND11_MODULE(_core, m) {
   m.def("available_isas", [] { return pyrnn::bind::available_isas(); });
   m.def("max_threads", [] { return pyrnn::max_threads(); },
         "OpenMP's default thread count (OMP_NUM_THREADS or the core count).");
+  m.def("array_pool", [] {
+    auto& pool = pyrnn::bind::ArrayPool::instance();
+    const auto kept = pool.kept();
+    py::dict d;
+    d["limit_bytes"] = pool.limit();
+    d["kept_bytes"] = kept.first;
+    d["kept_blocks"] = kept.second;
+    return d;
+  }, "The pool that keeps the memory of freed output arrays (PYRNN_ARRAY_POOL_MB).");
+  m.def("array_pool_clear", [] { pyrnn::bind::ArrayPool::instance().clear(); },
+        "Free the memory the array pool keeps.");
   m.def("build_info", [] {
     py::dict d;
     d["compiler"] = PYRNN_COMPILER;
