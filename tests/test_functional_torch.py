@@ -140,15 +140,6 @@ PATH_SHAPES = [(1, 1, 7, 600), (1, 2, 7, 600), (1, 6, 7, 600), (1, 11, 7, 600),
                (6, 1, 5, 600), (5, 2, 5, 600), (4, 3, 5, 600)]
 
 
-@CELL_PARAMS
-@pytest.mark.parametrize("shape", PATH_SHAPES, ids=shape_id)
-@pytest.mark.parametrize("num_threads", [1, 2])
-def test_small_batch_and_single_step_paths(cell, nl, shape, num_threads):
-    case = make_case(cell, *shape, dtype=np.float64, seed=31, lengths=True)
-    got = run_functional(F, case, nl, reverse=True, num_threads=num_threads)
-    compare(got, torch_run(case, nl, reverse=True), np.float64, tag=_tag(cell, nl))
-
-
 # float32 row-dot kernel of the AVX2 build (csrc/pyrnn/dots_avx2.h): every row count it
 # switches on (1, 2, 3, 4, 5-8 in blocks of 4; 9 goes to the packed kernel), depths with and
 # without a partial group of 8 (5, 7, 9, 13, 17, 37, 600) and gate-row counts that leave a
@@ -157,13 +148,18 @@ PATH_SHAPES32 = [(1, 1, 7, 37), (1, 2, 9, 37), (1, 3, 13, 37), (1, 4, 7, 37), (1
                  (1, 8, 7, 37), (1, 9, 7, 37), (6, 1, 17, 600), (5, 2, 5, 37), (5, 3, 5, 600)]
 
 
+PATH_CASES = ([(np.float64, 31, shape) for shape in PATH_SHAPES] +
+              [(np.float32, 32, shape) for shape in PATH_SHAPES32])
+
+
 @CELL_PARAMS
-@pytest.mark.parametrize("shape", PATH_SHAPES32, ids=shape_id)
+@pytest.mark.parametrize("dtype,seed,shape", PATH_CASES,
+                         ids=[f"{np.dtype(d).name}-{shape_id(s)}" for d, _, s in PATH_CASES])
 @pytest.mark.parametrize("num_threads", [1, 2])
-def test_small_batch_and_single_step_paths_float32(cell, nl, shape, num_threads):
-    case = make_case(cell, *shape, dtype=np.float32, seed=32, lengths=True)
+def test_small_batch_and_single_step_paths(cell, nl, dtype, seed, shape, num_threads):
+    case = make_case(cell, *shape, dtype=dtype, seed=seed, lengths=True)
     got = run_functional(F, case, nl, reverse=True, num_threads=num_threads)
-    compare(got, torch_run(case, nl, reverse=True), np.float32, tag=_tag(cell, nl))
+    compare(got, torch_run(case, nl, reverse=True), dtype, tag=_tag(cell, nl))
 
 
 @CELL_PARAMS

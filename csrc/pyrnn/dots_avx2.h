@@ -66,6 +66,18 @@ inline void block(index_t K, const float* A, index_t lda, const float* W, index_
     }
 }
 
+// A block of `rows` <= 4 rows of A against NR weight rows.
+template <int NR>
+inline void rows_block(index_t rows, index_t K, const float* A, index_t lda, const float* W,
+                       index_t ldw, float* C, index_t ldc, bool accumulate) {
+  switch (rows) {
+    case 4: return block<4, NR>(K, A, lda, W, ldw, C, ldc, accumulate);
+    case 3: return block<3, NR>(K, A, lda, W, ldw, C, ldc, accumulate);
+    case 2: return block<2, NR>(K, A, lda, W, ldw, C, ldc, accumulate);
+    default: return block<1, NR>(K, A, lda, W, ldw, C, ldc, accumulate);
+  }
+}
+
 // Rows [0, M) of A against weight rows [n, n + NR) for M <= 4, NR weight rows at a time, the
 // last N % NR rows one by one. NR is chosen so that M * NR >= 8 independent FMA chains hide
 // the FMA latency even for one row of A.
@@ -92,27 +104,16 @@ inline void gemm_nt_dots(index_t M, index_t N, index_t K, const float* A, index_
   }
   // More than 4 rows: blocks of 4 rows per pair of weight rows, so each weight row is read once.
   for (index_t n = 0; n < N; n += 2) {
-    const index_t nr = N - n < 2 ? 1 : 2;
+    const bool pair = n + 1 < N;
     for (index_t m = 0; m < M; m += 4) {
       const index_t rows = M - m < 4 ? M - m : 4;
       const float* a = A + m * lda;
       const float* w = B + n * ldb;
       float* c = C + m * ldc + n;
-      if (nr == 2) {
-        switch (rows) {
-          case 4: dots::block<4, 2>(K, a, lda, w, ldb, c, ldc, accumulate); break;
-          case 3: dots::block<3, 2>(K, a, lda, w, ldb, c, ldc, accumulate); break;
-          case 2: dots::block<2, 2>(K, a, lda, w, ldb, c, ldc, accumulate); break;
-          default: dots::block<1, 2>(K, a, lda, w, ldb, c, ldc, accumulate); break;
-        }
-      } else {
-        switch (rows) {
-          case 4: dots::block<4, 1>(K, a, lda, w, ldb, c, ldc, accumulate); break;
-          case 3: dots::block<3, 1>(K, a, lda, w, ldb, c, ldc, accumulate); break;
-          case 2: dots::block<2, 1>(K, a, lda, w, ldb, c, ldc, accumulate); break;
-          default: dots::block<1, 1>(K, a, lda, w, ldb, c, ldc, accumulate); break;
-        }
-      }
+      if (pair)
+        dots::rows_block<2>(rows, K, a, lda, w, ldb, c, ldc, accumulate);
+      else
+        dots::rows_block<1>(rows, K, a, lda, w, ldb, c, ldc, accumulate);
     }
   }
 }

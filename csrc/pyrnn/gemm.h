@@ -5,6 +5,7 @@
 #include <Eigen/Core>
 
 #include "common.h"
+#include "dots_avx2.h"  // the float overload of gemm_nt_dots on the AVX2+FMA build
 
 namespace pyrnn {
 
@@ -38,12 +39,6 @@ inline void gemm_nt_dots(index_t M, index_t N, index_t K, const T* A, index_t ld
     }
   }
 }
-
-}  // namespace pyrnn
-
-#include "dots_avx2.h"  // the float overload of gemm_nt_dots on the AVX2+FMA build
-
-namespace pyrnn {
 
 // C[M,N] (+)= A[M,K] * B[N,K]^T
 template <typename T>

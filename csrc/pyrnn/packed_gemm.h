@@ -76,7 +76,7 @@ struct PackedWeights {
   // C[M, N] (row-major, ldc) += X[M, K] (row-major, ldx) * W^T; `work` has scratch(M, K) elements.
   void multiply_add(index_t M, const T* X, index_t ldx, T* C, index_t ldc, T* work) const {
     if (N == 0 || M == 0 || K == 0) return;
-    if (raw) {  // wrapped: W^T is [K, N] row-major (ColMajor W) or W is [N, K] row-major
+    if (raw) {  // in place: W^T is [K, N] row-major (ColMajor W) or W is [N, K] row-major
       if (raw_row_major)
         gemm_nt(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
       else

@@ -58,8 +58,8 @@ constexpr double kMinStepFlopsPerThread = 1048576.0;
 // AMD EPYC has 1 MiB per core).
 constexpr double kThreadCacheBytes = 524288.0;
 
-// Whether to pack the recurrent weights once per call (PackedWeights::pack) or use them in place
-// (wrap). Packing copies the weights once, which a single step does not repay (bench: T=1 is
+// Whether to pack the recurrent weights once per call (PackedWeights::prepare packs) or use them
+// in place. Packing copies the weights once, which a single step does not repay (bench: T=1 is
 // 1.2-2.4x faster unpacked). Forward with a few rows also runs faster as dot products
 // (gemm_nt's small-M path) than through the packed GEBP kernel, at any T: up to 2 rows with
 // Eigen's dot, up to 3 with the float AVX2 kernel of dots_avx2.h (bench, LSTM T=25 H=512: B=3
@@ -131,14 +131,14 @@ void pack_gate_rows(const T* src /*[G*H, cols]*/, index_t cols, index_t H, int G
 // All parts of one matrix share one buffer of packed_buffer_size(G*H, K, G*nthreads, ...).
 template <typename T, int G>
 struct GateRows {
-  PackedWeights<T> part[G];
-  index_t col[G] = {};  // first output column of each part, relative to gate g0's block
+  PackedWeights<T> part[G];  // part q writes columns [q*n, ...) of gate g0's block onwards
+  index_t n = 0;             // the thread's units
   int parts = 0;
 
   void prepare(bool pack, T* buffer, const T* W, index_t K, index_t H, int g0, int g1, Range u,
                int tid, int nthreads) {
     using PW = PackedWeights<T>;
-    const index_t n = u.size();
+    n = u.size();
     const bool whole = nthreads == 1;  // then u is every unit: rows [g0*H, g1*H) contiguous
     parts = whole ? 1 : g1 - g0;
     for (int q = 0; q < parts; ++q) {
@@ -148,13 +148,12 @@ struct GateRows {
           pack, buffer,
           packed_offset(first, K, g * nthreads + tid, PW::depth_blocks(K), PW::kAlign),
           W + first * K, K, rows, K);
-      col[q] = index_t(q) * n;
     }
   }
 
   // C [M, *] points at gate g0's first column of this thread's block; `work` as PackedWeights.
   void multiply_add(index_t M, const T* X, index_t ldx, T* C, index_t ldc, T* work) const {
-    for (int q = 0; q < parts; ++q) part[q].multiply_add(M, X, ldx, C + col[q], ldc, work);
+    for (int q = 0; q < parts; ++q) part[q].multiply_add(M, X, ldx, C + q * n, ldc, work);
   }
 };
 
@@ -200,7 +199,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     ws.request(bh_pk, GH);   // [G*H] block layout
   }
   ws.request(P, Tc * B * GH);                 // [Tc*B, G*H] input projection, block layout
-  ws.request(Gh, B * GH);                     // [B, G*H] recurrent projection, block layout
+  ws.request(Gh, gates_in_place ? 0 : B * GH);  // [B, G*H] recurrent projection, block layout
   ws.request(hbuf, 2 * B * R);                // [2][B, R] state double buffer
   if (Cell::has_c) ws.request(cbuf, B * H);   // [B, H] cell state
   if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
