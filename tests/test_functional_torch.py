@@ -133,9 +133,10 @@ def test_num_threads_close_to_single_thread(cell, nl, shape, dtype, num_threads)
 
 # The product paths chosen by batch size and step count (csrc/pyrnn/recurrent.h,
 # prepack_forward/prepack_backward; gemm.h, kDotRows): single steps use the weights unpacked,
-# B <= 2 (B <= 3 in float32 on the AVX2 build) runs the recurrent product as dot products at
-# any T, B <= 8 rows of the input projection too; H = 600 is large enough for two threads per
-# step even at B = 1 (LSTM, GRU).
+# B <= 2 runs the recurrent product as dot products at any T, B <= 8 rows of the input
+# projection too; B = 3, 6 and 11 leave a partial panel of rows that the packed kernel pads
+# (packed_gemm.h); H = 600 is large enough for two threads per step even at B = 1 (LSTM, GRU)
+# and gives three depth blocks.
 PATH_SHAPES = [(1, 1, 7, 600), (1, 2, 7, 600), (1, 6, 7, 600), (1, 11, 7, 600),
                (6, 1, 5, 600), (5, 2, 5, 600), (4, 3, 5, 600)]
 

@@ -60,21 +60,15 @@ constexpr double kThreadCacheBytes = 524288.0;
 
 // Whether to pack the recurrent weights once per call (PackedWeights::prepare packs) or use them
 // in place. Packing copies the weights once, which a single step does not repay (bench: T=1 is
-// 1.2-2.4x faster unpacked). Forward with a few rows also runs faster as dot products
-// (gemm_nt's small-M path) than through the packed GEBP kernel, at any T: up to 2 rows with
-// Eigen's dot, up to 3 with the float AVX2 kernel of dots_avx2.h (bench, LSTM T=25 H=512: B=3
-// 5.8 vs 6.8 ms; at B=4 the packed kernel wins, 5.6 vs 6.9 ms). Backward's unpacked product is
-// Eigen's GEMM, which packs on every call, so it packs once whenever there is more than one step.
-template <typename T>
-constexpr index_t forward_dot_rows() {
-#ifdef PYRNN_DOTS_AVX2
-  if (std::is_same<T, float>::value) return 3;
-#endif
-  return 2;
-}
-template <typename T>
+// 1.2-2.4x faster unpacked). Forward with one or two rows runs faster as dot products (gemm_nt's
+// small-M path) than through the packed GEBP kernel, at any T; from three rows on the packed
+// kernel wins since it pads a partial panel of rows (packed_gemm.h; A/B, float32 LSTM
+// inference, B=3: H=333 T=64 5.9 -> 4.4 ms, H=512 T=64 13.3 -> 11.4 ms; at B=2 it is 4-10%
+// slower at H=512). Backward's unpacked product is Eigen's GEMM, which packs on every call, so
+// it packs once whenever there is more than one step.
+constexpr index_t kForwardDotRows = 2;
 inline bool prepack_forward(index_t steps, index_t B) {
-  return steps >= 2 && B > forward_dot_rows<T>();
+  return steps >= 2 && B > kForwardDotRows;
 }
 inline bool prepack_backward(index_t T) { return T >= 2; }
 
@@ -177,7 +171,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const bool proj = a.w_hr != nullptr;
   const index_t R = proj ? a.P : H;  // width of the recurrent state h
   const int nt = step_threads(a.num_threads, B, H, G, index_t(sizeof(T)));
-  const bool prepack = prepack_forward<T>(T_, B);
+  const bool prepack = prepack_forward(T_, B);
   // One thread in training: the recurrent GEMM writes into the saved gates of the step and the
   // cell activates them in place (one thread's block layout is the standard layout), which saves
   // a copy of [B, G*H] per step.
@@ -212,7 +206,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   ws.request(wih_gebp,
              gate_rows_buffer<G>(pack_input, H, I, nt, PW::depth_blocks(I), PW::kAlign));
   const index_t work_size =
-      std::max(PW::scratch(B, std::max(H, R)), PW::scratch(kInputRowBlock, I));
+      std::max(PW::scratch(B, std::max(H, R), std::max(GH, R)), PW::scratch(kInputRowBlock, I, GH));
   ws.request(step_work, nt * work_size);
   if (proj) {
     ws.request(whr_gebp,
@@ -394,7 +388,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   if (gather) ws.request(Xs, TB * I);                // [T, B, I] x in step order
   if (remap) ws.request(dXs, TB * I);                // [T, B, I] dx in step order
   ws.request(whh_gebp, prepack ? packed_buffer_size(R, GH, nt, depth_blocks, PW::kAlign) : 0);
-  const index_t work_size = PW::scratch(B, std::max(GH, R));
+  const index_t work_size = PW::scratch(B, std::max(GH, R), std::max(H, R));
   ws.request(step_work, nt * work_size);
   if (proj) {
     ws.request(whr_gebp,
