@@ -641,6 +641,13 @@ def parse_filter(text: str) -> dict:
     return result
 
 
+def shape_arg(text: str) -> Shape:
+    try:
+        return shape_sets.parse_shape(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def select(shapes: list, cells: list, where: dict) -> list:
     return [s for s in shapes if s.cell in cells
             and all(getattr(s, k) == v for k, v in where.items())]
@@ -653,6 +660,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="comma-separated cells (default: all of %(default)s)")
     p.add_argument("--shapes", choices=sorted(shape_sets.SETS), default="quick",
                    help="shape set from bench/shapes.py (default: %(default)s)")
+    p.add_argument("--shape", action="append", type=shape_arg, metavar="CELL:T,B,I,H",
+                   help="benchmark this shape instead of a set (repeatable), e.g. "
+                        "lstm:100,8,64,128")
     p.add_argument("--threads", type=csv(int), default=sorted({1, _core.max_threads()}),
                    help="comma-separated thread counts (default: %(default)s)")
     p.add_argument("--modes", type=csv(str, MODES), default=list(MODES),
@@ -675,9 +685,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    shapes = select(shape_sets.get(args.shapes), args.cells, args.filter)
+    candidates = shape_sets.merge(args.shape) if args.shape else shape_sets.get(args.shapes)
+    shapes = select(candidates, args.cells, args.filter)
     if not shapes:
-        print("no shapes match --shapes/--cells/--filter", file=sys.stderr)
+        print("no shapes match --shape(s)/--cells/--filter", file=sys.stderr)
         return 2
     if args.plot and matplotlib_pyplot() is None:
         print(NO_MATPLOTLIB, file=sys.stderr)

@@ -10,7 +10,12 @@ Sets:
 - ``deepbench``: Baidu DeepBench's RNN kernels (https://github.com/baidu-research/DeepBench,
   ``rnn_bench``) that fit a 2-core machine: input size = hidden size, one layer,
   unidirectional.
+- ``heldout``: 24 shapes drawn once from a seeded generator over every cell, odd and even
+  sizes, T = 1-300, B = 1-96, I != H (see ``_heldout``). They were not used to tune the
+  kernels: a check that the speedups hold off the sets above. Both modes.
 - ``all``: quick and deepbench together (a shape in both runs the union of its modes).
+
+Any other shape: ``bench_rnn.py --shape lstm:T,B,I,H`` (repeatable), or ``parse_shape``.
 """
 from __future__ import annotations
 
@@ -83,6 +88,39 @@ DEEPBENCH = (
 )
 
 
+def _heldout(count: int = 24, seed: int = 20261130) -> list:
+    """``count`` shapes drawn with ``random.Random(seed)``: cells in turn, each size from a
+    range that mixes powers of two with odd values (stdlib only, so the draw never changes)."""
+    import random
+
+    rng = random.Random(seed)
+    shapes = []
+    for i in range(count):
+        cell = CELLS[i % len(CELLS)]
+        H = rng.choice([24, 64, 96, 128, 150, 200, 256, 300, 384, 480, 512, 700])
+        I = rng.choice([1, 16, 40, 100, 128, 257, H, 2 * H])
+        B = rng.choice([1, 2, 3, 4, 5, 7, 8, 10, 16, 24, 33, 64, 96])
+        T = rng.choice([1, 3, 10, 25, 64, 100, 200, 300])
+        shapes.append(Shape(cell, T, B, I, H, note="held out"))
+    return shapes
+
+
+def parse_shape(text: str) -> Shape:
+    """``"lstm:100,8,64,128"`` (cell:T,B,I,H) -> Shape, both modes."""
+    cell, sep, sizes = text.partition(":")
+    try:
+        T, B, I, H = (int(v) for v in sizes.split(","))
+    except ValueError:
+        T = B = I = H = -1
+    if not sep or min(T, B, I, H) < 1:
+        raise ValueError(f"shape: expected CELL:T,B,I,H with sizes >= 1 (e.g. lstm:100,8,64,128),"
+                         f" got {text!r}")
+    return Shape(cell.strip(), T, B, I, H)
+
+
+HELDOUT = _heldout()
+
+
 def merge(*sets) -> list:
     """Union of shape lists: one entry per (cell, T, B, I, H), modes and notes merged,
     first-seen order kept."""
@@ -98,7 +136,8 @@ def merge(*sets) -> list:
     return list(merged.values())
 
 
-SETS = {"quick": QUICK, "deepbench": DEEPBENCH, "all": merge(QUICK, DEEPBENCH)}
+SETS = {"quick": QUICK, "deepbench": DEEPBENCH, "heldout": HELDOUT,
+        "all": merge(QUICK, DEEPBENCH)}
 
 
 def get(name: str) -> list:

@@ -122,6 +122,31 @@ def test_shape_sets():
     assert len({s.key for s in deep}) == len(deep)
     with pytest.raises(ValueError):
         shapes.get("nope")
+    held = shapes.get("heldout")
+    assert len(held) == 24 and {s.cell for s in held} == set(shapes.CELLS)
+    assert not {s.key for s in held} & {s.key for s in every}  # disjoint from the tuned sets
+    assert [s.key for s in held] == [s.key for s in shapes._heldout()]  # the same draw each time
+
+
+@pytest.mark.parametrize("text", ["lstm", "lstm:1,2,3", "lstm:1,2,3,x", "lstm:0,2,3,4",
+                                  "lstm:1,2,3,4,5", "lsmt:1,2,3,4"])
+def test_parse_shape_rejects(text):
+    with pytest.raises(ValueError):
+        bench.shape_sets.parse_shape(text)
+
+
+def test_main_shape_option(tmp_path, capsys):
+    path = tmp_path / "out.json"
+    code = bench.main(["--shape", "rnn_relu:3,2,5,4", "--shape", "gru:2,1,3,6", "--modes",
+                       "train", "--threads", "1", "--repeats", "1", "--min-run-ms", "0",
+                       "--json", str(path)])
+    assert code == 0
+    rows = json.loads(path.read_text())["rows"]
+    assert [(r["cell"], r["mode"], r["T"], r["B"], r["I"], r["H"]) for r in rows] == [
+        ("rnn_relu", "train", 3, 2, 5, 4), ("gru", "train", 2, 1, 3, 6)]
+    with pytest.raises(SystemExit):
+        bench.main(["--shape", "lstm:1,2,3"])
+    assert "CELL:T,B,I,H" in capsys.readouterr().err
 
 
 def test_main_filter_json_and_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
