@@ -4,8 +4,10 @@
 // are bitwise reproducible from call to call and independent of how units are split among
 // threads (Eigen's scalar and packet versions of exp differ in the last bit, and plain dynamic
 // Maps peel unaligned heads into scalar code): whole blocks of a fixed size are mapped in place
-// with unaligned packet loads (a fixed-size Map is never peeled); the last partial block goes
-// through an aligned buffer padded with zeros.
+// with unaligned packet loads (a fixed-size Map is never peeled), first blocks of 64, then of 16;
+// the last partial block of 16 goes through an aligned buffer padded with zeros. The small
+// blocks keep short runs (a few units per gate, H = 17) from computing 64 values for each
+// (bench, LSTM inference T=120 B=48 H=17: the pointwise code took half the time).
 #pragma once
 
 #include <Eigen/Core>
@@ -16,24 +18,30 @@
 namespace pyrnn {
 namespace detail {
 
-constexpr index_t kActivationBlock = 64;  // a multiple of every packet size
+constexpr index_t kActivationBlock = 64;  // both multiples of every packet size (AVX-512 too)
+constexpr index_t kActivationTail = 16;
 
 template <typename T, class Op>
 inline void apply_blocked(T* v /*[n]*/, index_t n, Op op) {
   using Block = Eigen::Array<T, kActivationBlock, 1>;
-  const index_t whole = n / kActivationBlock * kActivationBlock;
-  for (index_t s = 0; s < whole; s += kActivationBlock) {
+  using Tail = Eigen::Array<T, kActivationTail, 1>;
+  index_t s = 0;
+  for (; s + kActivationBlock <= n; s += kActivationBlock) {
     Eigen::Map<Block, Eigen::Unaligned> a(v + s);
     op(a);
   }
-  if (whole == n) return;
-  alignas(64) T buf[kActivationBlock];
-  Eigen::Map<Block, Eigen::Aligned64> a(buf);
-  const index_t m = n - whole;
-  std::copy_n(v + whole, m, buf);
-  std::fill(buf + m, buf + kActivationBlock, T(0));
+  for (; s + kActivationTail <= n; s += kActivationTail) {
+    Eigen::Map<Tail, Eigen::Unaligned> a(v + s);
+    op(a);
+  }
+  if (s == n) return;
+  alignas(64) T buf[kActivationTail];
+  Eigen::Map<Tail, Eigen::Aligned64> a(buf);
+  const index_t m = n - s;
+  std::copy_n(v + s, m, buf);
+  std::fill(buf + m, buf + kActivationTail, T(0));
   op(a);
-  std::copy_n(buf, m, v + whole);
+  std::copy_n(buf, m, v + s);
 }
 
 }  // namespace detail
