@@ -79,14 +79,21 @@ struct PackedWeights {
   // C[M, N] (row-major, ldc) += X[M, K] (row-major, ldx) * W^T; `work` has scratch(M, K, N)
   // elements.
   void multiply_add(index_t M, const T* X, index_t ldx, T* C, index_t ldc, T* work) const {
-    if (N == 0 || M == 0 || K == 0) return;
-    if (raw) {  // in place: W^T is [K, N] row-major (ColMajor W) or W is [N, K] row-major
-      if (raw_row_major)
-        gemm_nt(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
-      else
-        gemm_nn(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
+    multiply_add_all(this, 1, M, X, ldx, C, 0, ldc, work);
+  }
+
+  // The same for `count` matrices (all packed, or all in place) of equal depth K: C + q*c_step
+  // += X W[q]^T. Packed, each depth block of X is packed once for all of them (a thread's gate
+  // blocks, GateRows); `work` has scratch(M, K, sum of their N) elements.
+  static void multiply_add_all(const PackedWeights* w, int count, index_t M, const T* X,
+                               index_t ldx, T* C, index_t c_step, index_t ldc, T* work) {
+    if (M == 0 || count == 0) return;
+    if (w[0].raw || !w[0].data) {
+      for (int q = 0; q < count; ++q) w[q].multiply_add_in_place(M, X, ldx, C + q * c_step, ldc);
       return;
     }
+    const index_t K = w[0].K;
+    if (K == 0) return;
     using RhsMapper = Eigen::internal::const_blas_data_mapper<T, index_t, Eigen::ColMajor>;
     using ResMapper = Eigen::internal::blas_data_mapper<T, index_t, Eigen::ColMajor>;
     Eigen::internal::gemm_pack_rhs<T, index_t, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
@@ -101,37 +108,55 @@ struct PackedWeights {
     constexpr index_t nr = Traits::nr;
     const index_t kmax = std::min(kDepthBlock, K);
     const index_t rem = M % nr >= std::max<index_t>(nr - 2, 2) ? M % nr : 0, full = M - rem;
-    T* packed = work;                                           // [kc, full] packed X^T rows
-    T* packed_rem = packed + round_up(kmax * full, kAlign);     // [kc, nr] packed padded rows
-    T* x_rem = packed_rem + round_up(kmax * nr, kAlign);        // [nr, kc] padded rows of X
-    T* c_rem = x_rem + round_up(kmax * nr, kAlign);             // [nr, N] their products
+    index_t n_all = 0;
+    for (int q = 0; q < count; ++q) n_all += w[q].N;
+    T* packed = work;                                        // [kc, full] packed rows of X
+    T* packed_rem = packed + round_up(kmax * full, kAlign);  // [kc, nr] packed padded rows
+    T* x_rem = packed_rem + round_up(kmax * nr, kAlign);     // [nr, kc] padded rows of X
+    T* c_rem = x_rem + round_up(kmax * nr, kAlign);          // [n_all, nr] their products
     if (rem) {
       std::fill_n(x_rem, nr * kmax, T(0));
-      std::fill_n(c_rem, nr * N, T(0));
+      std::fill_n(c_rem, nr * n_all, T(0));
     }
     const RhsMapper x(X, ldx);  // X^T as a K x M column-major matrix
-    const ResMapper c(C, ldc);  // C^T as an N x M column-major matrix
     const RhsMapper xr(x_rem, kmax);
-    const ResMapper cr(c_rem, N);
-    const T* a = data;
-    for (index_t k = 0; k < K; k += kDepthBlock) {
+    for (index_t k = 0, kb = 0; k < K; k += kDepthBlock, ++kb) {
       const index_t kc = std::min(kDepthBlock, K - k);
-      if (full) {
-        pack_rhs(packed, x.getSubMapper(k, 0), kc, full);
-        gebp(c, a, packed, N, kc, full, T(1));
-      }
+      if (full) pack_rhs(packed, x.getSubMapper(k, 0), kc, full);
       if (rem) {
-        for (index_t r = 0; r < rem; ++r) std::copy_n(X + (full + r) * ldx + k, kc, x_rem + r * kmax);
+        for (index_t r = 0; r < rem; ++r)
+          std::copy_n(X + (full + r) * ldx + k, kc, x_rem + r * kmax);
         pack_rhs(packed_rem, xr, kc, nr);
-        gebp(cr, a, packed_rem, N, kc, nr, T(1));
       }
-      a += round_up(N * kc, kAlign);
+      T* cr_q = c_rem;
+      for (int q = 0; q < count; ++q) {
+        const PackedWeights& wq = w[q];
+        if (wq.N == 0) continue;
+        const T* a = wq.data + kb * round_up(wq.N * kDepthBlock, kAlign);  // depth block kb
+        // C^T as an N x M column-major matrix
+        if (full) gebp(ResMapper(C + q * c_step, ldc), a, packed, wq.N, kc, full, T(1));
+        if (rem) gebp(ResMapper(cr_q, wq.N), a, packed_rem, wq.N, kc, nr, T(1));
+        cr_q += nr * wq.N;
+      }
     }
-    for (index_t r = 0; r < rem; ++r) {
-      T* __restrict out = C + (full + r) * ldc;
-      const T* __restrict add = c_rem + r * N;
-      for (index_t j = 0; j < N; ++j) out[j] += add[j];
+    const T* cr_q = c_rem;
+    for (int q = 0; q < count; ++q) {
+      for (index_t r = 0; r < rem; ++r) {
+        T* __restrict out = C + q * c_step + (full + r) * ldc;
+        const T* __restrict add = cr_q + r * w[q].N;
+        for (index_t j = 0; j < w[q].N; ++j) out[j] += add[j];
+      }
+      cr_q += nr * w[q].N;
     }
+  }
+
+ private:
+  void multiply_add_in_place(index_t M, const T* X, index_t ldx, T* C, index_t ldc) const {
+    if (N == 0 || K == 0) return;
+    if (raw_row_major)  // W is [N, K] row-major, or W^T is [K, N] row-major (ColMajor W)
+      gemm_nt(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
+    else
+      gemm_nn(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
   }
 };
 

@@ -155,9 +155,10 @@ struct GateRows {
     }
   }
 
-  // C [M, *] points at gate g0's first column of this thread's block; `work` as PackedWeights.
+  // C [M, *] points at gate g0's first column of this thread's block; `work` has
+  // PackedWeights::scratch(M, K, rows of all parts) elements. X is packed once for all parts.
   void multiply_add(index_t M, const T* X, index_t ldx, T* C, index_t ldc, T* work) const {
-    for (int q = 0; q < parts; ++q) part[q].multiply_add(M, X, ldx, C + q * n, ldc, work);
+    PackedWeights<T>::multiply_add_all(part, parts, M, X, ldx, C, n, ldc, work);
   }
 };
 
