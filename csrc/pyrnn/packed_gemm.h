@@ -113,7 +113,7 @@ struct PackedWeights {
     T* packed = work;                                        // [kc, full] packed rows of X
     T* packed_rem = packed + round_up(kmax * full, kAlign);  // [kc, nr] packed padded rows
     T* x_rem = packed_rem + round_up(kmax * nr, kAlign);     // [nr, kc] padded rows of X
-    T* c_rem = x_rem + round_up(kmax * nr, kAlign);          // [n_all, nr] their products
+    T* c_rem = x_rem + round_up(kmax * nr, kAlign);          // per matrix [nr, N]: products
     if (rem) {
       std::fill_n(x_rem, nr * kmax, T(0));
       std::fill_n(c_rem, nr * n_all, T(0));
