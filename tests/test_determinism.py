@@ -44,9 +44,15 @@ MODE_PARAMS = pytest.mark.parametrize("reverse,lengths", MODES, ids=["fwd", "rev
 
 
 def big_shape(cell):
-    """(T, B, I, H) on which the kernels use 2 threads when asked: per-step recurrent work
-    2*B*G*H*H must be >= 2 * 1M flops (csrc/pyrnn/recurrent.h, step_threads)."""
-    return (3, 32, 16, 256 if cell == "rnn" else 128)
+    """(T, B, I, H) on which the kernels split units over 2 threads when asked: per-step
+    recurrent work 2*B*G*H*H >= 2 * 1M flops (csrc/pyrnn/recurrent.h, step_threads) and
+    recurrent weights G*H*H above the batch split's limit (batch_threads, 1.25 MiB)."""
+    return (3, 32, 16, 640 if cell == "rnn" else 352)
+
+
+def batch_split_shape(cell):
+    """(T, B, I, H) on which the kernels split batch rows over 2 threads (batch_threads)."""
+    return (20, 16, 9, 96 if cell == "rnn" else 40)
 
 
 def make(cell, T, B, I, H, dtype, seed, lengths, poison=False):
@@ -217,7 +223,9 @@ def test_bitwise_across_processes_and_malloc_garbage():
 
 # --------------------------------------------------------------------------- thread counts
 
-# Measured (B=32, H=128/256, every cell, f32 and f64, forward and reverse with lengths):
+# Measured with the unit split (B=32, H=128/256 before the batch split took those; now
+# big_shape's H=352/640, every cell, f32 and f64, forward and reverse with lengths; the batch
+# split is bitwise equal to one thread, see test_batch_split_bitwise_equal_to_one_thread):
 # - baseline (SSE2) build: results of num_threads=1 and 2 ARE bitwise identical.
 # - AVX2+FMA build: they are NOT. GRU forward outputs are; the LSTM and RNN forwards and every
 #   backward differ in the last bits (largest difference relative to the largest magnitude:
@@ -250,6 +258,16 @@ def test_num_threads_1_vs_2_within_a_few_ulps(cell, nl, dtype, reverse, lengths)
     diffs = _max_rel_diffs(one, two)
     worst = max(diffs.values())
     assert worst <= REL_TOL[np.dtype(dtype)], diffs
+
+
+@CELL_PARAMS
+@DTYPE_PARAMS
+@MODE_PARAMS
+def test_batch_split_bitwise_equal_to_one_thread(cell, nl, dtype, reverse, lengths):
+    """Threads owning batch rows run the same per-element arithmetic as one thread (the same
+    packed products over fewer rows): the results are bitwise equal, on every ISA."""
+    a = make(cell, *batch_split_shape(cell), dtype, seed=8, lengths=lengths)
+    assert_bitwise(run(cell, nl, a, reverse, 2), run(cell, nl, a, reverse, 1))
 
 
 @CELL_PARAMS

@@ -5,7 +5,9 @@
 // Threads: each thread owns a block of hidden units [j0, j0+n) across all G gates, so a step is
 // one recurrent GEMM on its packed weight rows plus the pointwise update of its own units, and
 // one barrier. The input projection is computed in chunks of steps (bounded scratch in inference),
-// by each thread for its own columns, so it needs no barrier either.
+// by each thread for its own columns, so it needs no barrier either. With small recurrent
+// weights (batch_threads) each thread owns a block of batch rows across all units instead:
+// then no step needs a barrier.
 //
 // Two-phase cells (Cell::two_phase, the reset-before GRU) need a second recurrent product per
 // step on a value that depends on the first one's result (W_hn (r*h)): forward, the GEMM for
@@ -102,6 +104,29 @@ inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem
       1, std::min<index_t>({index_t(requested), by_units, std::max(by_work, by_cache)})));
 }
 
+// Batch split: with recurrent weights about the size of one core's L2 or smaller, every thread
+// owns a block of batch rows across all units instead of a block of units across all rows.
+// Rows are independent in time, so the step loop needs no barrier at all, and each thread runs
+// the whole (wide) product on its own packed copy of the weights. A/B against the unit split,
+// two threads: LSTM inference T=300 B=24 H=150 30.5 -> 13.7 ms, training T=120 B=48 H=64
+// 23.5 -> 11.5 ms, GRU inference T=10 B=64 H=150 2.0 -> 0.63 ms (those ran while the second
+// core was slow, which the per-step barriers of the unit split feel most); LSTM B=32 H=256
+// (1 MiB of weights) 7.5 -> 6.9 ms; at H=512 (4 MiB) the unit split stays ahead (LSTM
+// inference B=64 36.5 vs 44.1 ms). Not for the LSTM projection or peepholes (per-unit state
+// and gradients shared between rows).
+constexpr double kBatchSplitWeightBytes = 1310720.0;  // 1.25 MiB
+constexpr index_t kMinBatchRowsPerThread = 4;         // one whole GEBP panel of rows
+constexpr double kMinBatchFlopsPerThread = 1.0e6;     // per call: repays the parallel region
+inline int batch_threads(int requested, index_t T, index_t B, index_t I, index_t H, index_t R,
+                         int G, index_t elem_bytes) {
+  const double weight_bytes = double(G) * double(H) * double(R) * double(elem_bytes);
+  if (requested < 2 || weight_bytes > kBatchSplitWeightBytes) return 1;
+  const double flops = 2.0 * double(T) * double(B) * double(G) * double(H) * double(I + R);
+  const index_t by_rows = B / kMinBatchRowsPerThread;
+  const index_t by_work = index_t(flops / kMinBatchFlopsPerThread);
+  return int(std::max<index_t>(1, std::min<index_t>({index_t(requested), by_rows, by_work})));
+}
+
 // out[c] = sum over r of m[r*ld + c] for c < cols, rows summed in ascending order.
 template <typename T>
 void column_sums(const T* m /*[rows, ld]*/, index_t rows, index_t cols, index_t ld,
@@ -181,12 +206,16 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const bool train = a.gates != nullptr;
   const bool proj = a.w_hr != nullptr;
   const index_t R = proj ? a.P : H;  // width of the recurrent state h
-  const int nt = step_threads(a.num_threads, B, H, G, index_t(sizeof(T)));
+  const int nt_batch = proj || a.peephole ? 1
+                                          : batch_threads(a.num_threads, T_, B, I, H, R, G,
+                                                          index_t(sizeof(T)));
+  const bool batch = nt_batch > 1;  // threads own batch rows (else units)
+  const int nt = batch ? nt_batch : step_threads(a.num_threads, B, H, G, index_t(sizeof(T)));
   const bool prepack = prepack_forward(T_, B);
   // One thread in training: the recurrent GEMM writes into the saved gates of the step and the
   // cell activates them in place (one thread's block layout is the standard layout), which saves
-  // a copy of [B, G*H] per step.
-  const bool gates_in_place = train && nt == 1;
+  // a copy of [B, G*H] per step. So in the batch split, where each thread has every unit.
+  const bool gates_in_place = train && (nt == 1 || batch);
   const index_t Tc = std::max<index_t>(1, std::min<index_t>(T_, kChunkRows / B));
   const bool gather = a.reverse;  // step order differs from time order
 
@@ -208,14 +237,21 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   ws.request(hbuf, 2 * B * R);                // [2][B, R] state double buffer
   if (Cell::has_c) ws.request(cbuf, B * H);   // [B, H] cell state
   if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
-  // Pack buffers only when packing (prepare() leaves them untouched otherwise).
-  ws.request(whh_gebp, gate_rows_buffer<G>(prepack, H, R, nt, depth_blocks, PW::kAlign));
+  // Pack buffers only when packing (prepare() leaves them untouched otherwise). In the batch
+  // split every thread packs all the weights into its own copy (in its own L2).
+  const int pack_parts = batch ? 1 : nt, copies = batch ? nt : 1;
+  // (Each copy starts aligned: Eigen's packing stores aligned packets.)
+  const index_t whh_one =
+      round_up(gate_rows_buffer<G>(prepack, H, R, pack_parts, depth_blocks, PW::kAlign), PW::kAlign);
+  ws.request(whh_gebp, copies * whh_one);
   // The input projection packs w_ih once too (Eigen's GEMM would re-pack it every chunk; the
   // packed product alone ran 15-20% faster in a micro-benchmark, a whole LSTM call 1-2%),
   // except for a handful of rows (dot products).
   const bool pack_input = T_ * B > kDotRows;
-  ws.request(wih_gebp,
-             gate_rows_buffer<G>(pack_input, H, I, nt, PW::depth_blocks(I), PW::kAlign));
+  const index_t wih_one = round_up(
+      gate_rows_buffer<G>(pack_input, H, I, pack_parts, PW::depth_blocks(I), PW::kAlign),
+      PW::kAlign);
+  ws.request(wih_gebp, copies * wih_one);
   const index_t work_size =
       std::max(PW::scratch(B, std::max(H, R), std::max(GH, R)), PW::scratch(kInputRowBlock, I, GH));
   ws.request(step_work, nt * work_size);
@@ -231,48 +267,56 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   if (a.b_ih) Cell::split_bias(a.b_ih, a.b_hh, H, bias_x, bias_h);
 
   parallel_region(nt, [&](int tid, int nthreads, StepBarrier& bar) {
-    const Range u = split_range(H, nthreads, tid, kUnitAlign);
+    const Range u = batch ? Range{0, H} : split_range(H, nthreads, tid, kUnitAlign);
     const index_t j0 = u.begin, n = u.size(), col0 = G * j0, gn = G * n;
     const Range hu = proj ? split_range(R, nthreads, tid, kUnitAlign) : u;  // own state units
     const index_t p0 = hu.begin, np = hu.size();
-    pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
+    const Range br = batch ? split_range(B, nthreads, tid, 1) : Range{0, B};  // own batch rows
+    const index_t b0 = br.begin, b1 = br.end, nb = br.size();
+    const int ptid = batch ? 0 : tid, pnt = batch ? 1 : nthreads;  // packing: own copy or part
+    T* whh_buf = whh_gebp + (batch ? tid * whh_one : 0);
+    T* wih_buf = wih_gebp + (batch ? tid * wih_one : 0);
+    if (!batch || tid == 0) pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
     GateRows<T, G> rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
-    rec.prepare(prepack, whh_gebp, a.w_hh, R, H, 0, two ? G - 1 : G, u, tid, nthreads);
+    rec.prepare(prepack, whh_buf, a.w_hh, R, H, 0, two ? G - 1 : G, u, ptid, pnt);
     PW rec_proj;  // projection: this thread's state rows of w_hr
     if (proj)
       rec_proj.template prepare<Eigen::RowMajor>(
           prepack, whr_gebp, packed_offset(p0, H, tid, PW::depth_blocks(H), PW::kAlign),
           a.w_hr + p0 * H, H, np, H);
     GateRows<T, G> rec2;  // two-phase: the last gate block's rows (multiplied by r*h)
-    if (two) rec2.prepare(prepack, whh_gebp, a.w_hh, H, H, G - 1, G, u, tid, nthreads);
+    if (two) rec2.prepare(prepack, whh_buf, a.w_hh, H, H, G - 1, G, u, ptid, pnt);
     T* work = step_work + tid * work_size;
     GateRows<T, G> inp;  // this thread's gate rows of w_ih, for the input projection
-    inp.prepare(pack_input, wih_gebp, a.w_ih, I, H, 0, G, u, tid, nthreads);
+    inp.prepare(pack_input, wih_buf, a.w_ih, I, H, 0, G, u, ptid, pnt);
     const T* bh = nullptr;
     if (Cell::recurrent_bias) {
-      pack_gate_rows(bias_h, 1, H, G, u, bh_pk + col0);
+      if (!batch || tid == 0) pack_gate_rows(bias_h, 1, H, G, u, bh_pk + col0);
       bh = bh_pk + col0;
     }
 
     T* h_cur = hbuf;
     T* h_nxt = hbuf + B * R;
-    for (index_t b = 0; b < B; ++b) {
+    for (index_t b = b0; b < b1; ++b) {
       for (index_t k = p0; k < p0 + np; ++k) h_cur[b * R + k] = a.h0 ? a.h0[b * R + k] : T(0);
       if (Cell::has_c)
         for (index_t k = j0; k < j0 + n; ++k) cbuf[b * H + k] = a.c0 ? a.c0[b * H + k] : T(0);
       for (index_t t = row_length(a.lengths, b, T_); t < T_; ++t)
         std::fill_n(a.y + (t * B + b) * R + p0, np, T(0));
     }
-    bar.wait();  // the first recurrent GEMM reads every thread's units of h_cur
+    bar.wait();  // the first recurrent GEMM reads every thread's units of h_cur (and biases)
 
     for (index_t s = 0; s < T_; ++s) {
       const index_t sc = s % Tc;
       if (sc == 0) {
         const index_t rows = std::min(Tc, T_ - s) * B;
         const T* xsrc = a.x + s * B * I;
+        // Unit split: every row of the chunk; batch split: own batch rows of each of its steps.
+        auto mine = [&](index_t r) { return !batch || (r % B >= b0 && r % B < b1); };
         if (gather) {
-          const Range rr = split_range(rows, nthreads, tid, 1);
+          const Range rr = batch ? Range{0, rows} : split_range(rows, nthreads, tid, 1);
           for (index_t r = rr.begin; r < rr.end; ++r) {
+            if (!mine(r)) continue;
             const index_t b = r % B, len = row_length(a.lengths, b, T_), st = s + r / B;
             if (st < len)
               std::memcpy(Xs + r * I, a.x + (time_of(true, len, st) * B + b) * I,
@@ -280,17 +324,23 @@ void recurrent_forward(const ForwardArgs<T>& a) {
             else
               std::fill_n(Xs + r * I, I, T(0));
           }
-          bar.wait();
+          if (!batch) bar.wait();
           xsrc = Xs;
         }
-        for (index_t r = 0; r < rows; ++r) std::copy_n(bx_pk + col0, gn, P + r * GH + col0);
-        for (index_t r = 0; r < rows; r += kInputRowBlock)
-          inp.multiply_add(std::min(kInputRowBlock, rows - r), xsrc + r * I, I, P + r * GH + col0,
-                           GH, work);
+        for (index_t r = 0; r < rows; ++r)
+          if (mine(r)) std::copy_n(bx_pk + col0, gn, P + r * GH + col0);
+        if (batch) {
+          for (index_t r = b0; r < rows; r += B)
+            inp.multiply_add(nb, xsrc + r * I, I, P + r * GH + col0, GH, work);
+        } else {
+          for (index_t r = 0; r < rows; r += kInputRowBlock)
+            inp.multiply_add(std::min(kInputRowBlock, rows - r), xsrc + r * I, I,
+                             P + r * GH + col0, GH, work);
+        }
       }
       T* gh = gates_in_place ? a.gates + s * B * GH : Gh;  // [B, G*H] this step's h W_hh^T
-      for (index_t b = 0; b < B; ++b) std::fill_n(gh + b * GH + col0, gn, T(0));
-      rec.multiply_add(B, h_cur, R, gh + col0, GH, work);
+      for (index_t b = b0; b < b1; ++b) std::fill_n(gh + b * GH + col0, gn, T(0));
+      rec.multiply_add(nb, h_cur + b0 * R, R, gh + b0 * GH + col0, GH, work);
       auto make_row = [&](index_t b, index_t len) {
         const size_t save = size_t((s * B + b) * H + j0);
         // With a projection the cell's output is m (own units of mbuf); h' comes after.
@@ -310,17 +360,17 @@ void recurrent_forward(const ForwardArgs<T>& a) {
                              two ? rh + b * H + j0 : nullptr};
       };
       if constexpr (two) {
-        for (index_t b = 0; b < B; ++b) {
+        for (index_t b = b0; b < b1; ++b) {
           const index_t len = row_length(a.lengths, b, T_);
           if (s >= len)
             std::fill_n(rh + b * H + j0, n, T(0));
           else
             Cell::forward_a(make_row(b, len));
         }
-        bar.wait();  // r*h of every unit before the second recurrent GEMM
-        rec2.multiply_add(B, rh, H, gh + col0 + gn - n, GH, work);
+        if (!batch) bar.wait();  // r*h of every unit before the second recurrent GEMM
+        rec2.multiply_add(nb, rh + b0 * H, H, gh + b0 * GH + col0 + gn - n, GH, work);
       }
-      for (index_t b = 0; b < B; ++b) {
+      for (index_t b = b0; b < b1; ++b) {
         const index_t len = row_length(a.lengths, b, T_);
         const size_t save = size_t((s * B + b) * H + j0);
         if (proj) {  // h and h_prev are handled after the projection below
@@ -360,11 +410,11 @@ void recurrent_forward(const ForwardArgs<T>& a) {
           std::copy_n(hn, np, a.y + (time_of(a.reverse, len, s) * B + b) * R + p0);
         }
       }
-      bar.wait();  // h_nxt complete before anyone's next recurrent GEMM
+      if (!batch) bar.wait();  // h_nxt complete before anyone's next recurrent GEMM
       std::swap(h_cur, h_nxt);
     }
 
-    for (index_t b = 0; b < B; ++b) {
+    for (index_t b = b0; b < b1; ++b) {
       std::copy_n(h_cur + b * R + p0, np, a.h_n + b * R + p0);
       if (Cell::has_c && a.c_n) std::copy_n(cbuf + b * H + j0, n, a.c_n + b * H + j0);
     }
@@ -381,7 +431,11 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   const bool proj = a.w_hr != nullptr;
   const index_t R = proj ? a.P : H;  // width of the recurrent state h
 
-  const int nt = step_threads(a.num_threads, B, H, G, index_t(sizeof(T)));
+  const int nt_batch = proj || a.peephole ? 1
+                                          : batch_threads(a.num_threads, T_, B, I, H, R, G,
+                                                          index_t(sizeof(T)));
+  const bool batch = nt_batch > 1;  // threads own batch rows (else units), as in the forward
+  const int nt = batch ? nt_batch : step_threads(a.num_threads, B, H, G, index_t(sizeof(T)));
   const bool prepack = prepack_backward(T_);
   const bool remap = a.reverse;                    // dX computed in step order, then scattered
   const bool gather = a.reverse || a.lengths;      // X in step order, zeros on idle rows
@@ -395,10 +449,19 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   if (Cell::separate_dgx) ws.request(dgx, TB * GH);  // [T, B, G*H] step order
   ws.request(dh, B * R);                             // [B, R] carried dL/dh
   if (Cell::has_c) ws.request(dc, B * H);            // [B, H] carried dL/dc
-  ws.request(tmp, H);                                // [H] pointwise scratch, own units
+  ws.request(tmp, batch ? nt * H : H);               // [H] pointwise scratch, own units
   if (gather) ws.request(Xs, TB * I);                // [T, B, I] x in step order
   if (remap) ws.request(dXs, TB * I);                // [T, B, I] dx in step order
-  ws.request(whh_gebp, prepack ? packed_buffer_size(R, GH, nt, depth_blocks, PW::kAlign) : 0);
+  // The batch split packs one whole copy per thread.
+  const index_t whh_one = prepack ? round_up(packed_buffer_size(R, GH, batch ? 1 : nt,
+                                                                depth_blocks, PW::kAlign),
+                                             PW::kAlign)
+                                  : 0;
+  const index_t whh2_one = prepack && two ? round_up(packed_buffer_size(H, H, batch ? 1 : nt,
+                                                                        depth_blocks, PW::kAlign),
+                                                     PW::kAlign)
+                                          : 0;
+  ws.request(whh_gebp, (batch ? nt : 1) * whh_one);
   const index_t work_size = PW::scratch(B, std::max(GH, R), std::max(H, R));
   ws.request(step_work, nt * work_size);
   if (proj) {
@@ -408,7 +471,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     ws.request(dhs, TB * R);  // [T, B, R] dL/dh of every step (zero on idle rows), for dW_hr
   }
   if (two) {
-    ws.request(whh_gebp2, prepack ? packed_buffer_size(H, H, nt, depth_blocks, PW::kAlign) : 0);
+    ws.request(whh_gebp2, (batch ? nt : 1) * whh2_one);
     ws.request(drh, B * H);  // [B, H] dL/d(r*h)
   }
   ws.allocate();
@@ -417,14 +480,18 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   T* dxdst = remap ? dXs : a.dx;
 
   parallel_region(nt, [&](int tid, int nthreads, StepBarrier& bar) {
-    const Range u = split_range(H, nthreads, tid, kUnitAlign);
+    const Range u = batch ? Range{0, H} : split_range(H, nthreads, tid, kUnitAlign);
     const index_t j0 = u.begin, n = u.size();
     const Range hu = proj ? split_range(R, nthreads, tid, kUnitAlign) : u;  // own state units
     const index_t p0 = hu.begin, np = hu.size();
+    const Range br = batch ? split_range(B, nthreads, tid, 1) : Range{0, B};  // own batch rows
+    const index_t b0 = br.begin, b1 = br.end, nb = br.size();
+    const int ptid = batch ? 0 : tid;  // packing: own copy (batch split) or own part
+    T* tmp_own = batch ? tmp + tid * H : tmp + j0;
     PW rec;  // w_hh[:, own state units]^T, packed once for the per-step GEMM
     rec.template prepare<Eigen::ColMajor>(
-        prepack, whh_gebp, packed_offset(p0, GH, tid, depth_blocks, PW::kAlign), a.w_hh + p0, R,
-        np, GHa);
+        prepack, whh_gebp + (batch ? tid * whh_one : 0),
+        packed_offset(p0, GH, ptid, depth_blocks, PW::kAlign), a.w_hh + p0, R, np, GHa);
     PW rec_proj;  // projection: w_hr[:, own units]^T
     if (proj)
       rec_proj.template prepare<Eigen::ColMajor>(
@@ -433,10 +500,10 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     PW rec2;  // two-phase: w_h{last}[:, own units]^T
     if (two)
       rec2.template prepare<Eigen::ColMajor>(
-          prepack, whh_gebp2, packed_offset(j0, H, tid, depth_blocks, PW::kAlign),
-          a.w_hh + GHa * H + j0, H, n, H);
+          prepack, whh_gebp2 + (batch ? tid * whh2_one : 0),
+          packed_offset(j0, H, ptid, depth_blocks, PW::kAlign), a.w_hh + GHa * H + j0, H, n, H);
     T* work = step_work + tid * work_size;
-    for (index_t b = 0; b < B; ++b) {
+    for (index_t b = b0; b < b1; ++b) {
       for (index_t k = p0; k < p0 + np; ++k) dh[b * R + k] = a.dh_n ? a.dh_n[b * R + k] : T(0);
       if (Cell::has_c)
         for (index_t k = j0; k < j0 + n; ++k) dc[b * H + k] = a.dc_n ? a.dc_n[b * H + k] : T(0);
@@ -466,7 +533,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
         for (index_t b = 0; b < B; ++b) std::fill_n(dm + b * H + j0, n, T(0));
         rec_proj.multiply_add(B, dh, R, dm + j0, H, work);
       }
-      for (index_t b = 0; b < B; ++b) {
+      for (index_t b = b0; b < b1; ++b) {
         const index_t len = row_length(a.lengths, b, T_);
         const size_t g_off = size_t((s * B + b) * GH + j0);
         if (s >= len) {  // idle row: no gate gradient, carried gradients unchanged
@@ -491,34 +558,34 @@ void recurrent_backward(const BackwardArgs<T>& a) {
                                  Cell::has_c ? dc + b * H + j0 : nullptr,
                                  dgh + g_off,
                                  dgx + g_off,
-                                 tmp + j0,
+                                 tmp_own,
                                  a.peephole ? a.peephole + j0 : nullptr,
                                  a.dpeephole ? a.dpeephole + j0 : nullptr,
                                  two ? drh + b * H + j0 : nullptr};
         Cell::backward(row);
       }
       if constexpr (two) {
-        bar.wait();  // dL/d(r*h) reads every thread's last-block gradients of step s
-        for (index_t b = 0; b < B; ++b) std::fill_n(drh + b * H + j0, n, T(0));
-        rec2.multiply_add(B, dgh + s * B * GH + GHa, GH, drh + j0, H, work);
-        for (index_t b = 0; b < B; ++b) {
+        if (!batch) bar.wait();  // dL/d(r*h) reads every thread's last-block gradients
+        for (index_t b = b0; b < b1; ++b) std::fill_n(drh + b * H + j0, n, T(0));
+        rec2.multiply_add(nb, dgh + (s * B + b0) * GH + GHa, GH, drh + b0 * H + j0, H, work);
+        for (index_t b = b0; b < b1; ++b) {
           const index_t len = row_length(a.lengths, b, T_);
           if (s >= len) continue;
           const size_t g_off = size_t((s * B + b) * GH + j0);
           const size_t off = size_t((s * B + b) * H + j0);
           Cell::backward_b(BackwardRow<T>{n, H, a.gates + g_off, a.h_prev + off,
                                           a.aux ? a.aux + off : nullptr, dh + b * H + j0,
-                                          nullptr, dgh + g_off, dgx + g_off, tmp + j0, nullptr,
+                                          nullptr, dgh + g_off, dgx + g_off, tmp_own, nullptr,
                                           nullptr, drh + b * H + j0});
         }
       }
-      bar.wait();  // the recurrent GEMM reads every thread's gate gradients of step s
+      if (!batch) bar.wait();  // the recurrent GEMM reads every thread's gate gradients
       if (proj)  // (the cell cleared dm, not dh): active rows restart from the GEMM's sum
         for (index_t b = 0; b < B; ++b)
           if (s < row_length(a.lengths, b, T_)) std::fill_n(dh + b * R + p0, np, T(0));
-      rec.multiply_add(B, dgh + s * B * GH, GH, dh + p0, R, work);
+      rec.multiply_add(nb, dgh + (s * B + b0) * GH, GH, dh + b0 * R + p0, R, work);
     }
-    for (index_t b = 0; b < B; ++b) {
+    for (index_t b = b0; b < b1; ++b) {
       std::copy_n(dh + b * R + p0, np, a.dh0 + b * R + p0);
       if (Cell::has_c && a.dc0) std::copy_n(dc + b * H + j0, n, a.dc0 + b * H + j0);
     }
