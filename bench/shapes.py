@@ -11,8 +11,8 @@ Sets:
   ``rnn_bench``) that fit a 2-core machine: input size = hidden size, one layer,
   unidirectional.
 - ``heldout``: 24 shapes drawn once from a seeded generator over every cell, odd and even
-  sizes, T = 1-300, B = 1-96, I != H (see ``_heldout``). They were not used to tune the
-  kernels: a check that the speedups hold off the sets above. Both modes.
+  sizes, T = 1-300, B = 1-96, I != H (see ``_heldout``): a check that the speedups hold off
+  the sets above (the one-thread kernels were not tuned on them). Both modes.
 - ``all``: quick and deepbench together (a shape in both runs the union of its modes).
 
 Any other shape: ``bench_rnn.py --shape lstm:T,B,I,H`` (repeatable), or ``parse_shape``.
