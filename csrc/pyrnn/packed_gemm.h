@@ -167,9 +167,11 @@ inline index_t packed_offset(index_t first_row, index_t K, int tid, index_t dept
   return round_up(first_row * K + index_t(tid) * (depth_blocks + 1) * align, align);
 }
 
+// A whole number of `align` units, so that buffers laid end to end (one copy per thread) all
+// start aligned like the first: Eigen's packing stores aligned packets.
 inline index_t packed_buffer_size(index_t rows, index_t K, int threads, index_t depth_blocks,
                                   index_t align) {
-  return rows * K + index_t(threads + 1) * (depth_blocks + 1) * align + align;
+  return round_up(rows * K + index_t(threads + 1) * (depth_blocks + 1) * align + align, align);
 }
 
 }  // namespace pyrnn

@@ -256,17 +256,14 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   // Pack buffers only when packing (prepare() leaves them untouched otherwise). In the batch
   // split every thread packs all the weights into its own copy (in its own L2).
   const int pack_parts = batch ? 1 : nt, copies = batch ? nt : 1;
-  // (Each copy starts aligned: Eigen's packing stores aligned packets.)
-  const index_t whh_one =
-      round_up(gate_rows_buffer<G>(prepack, H, R, pack_parts, depth_blocks, PW::kAlign), PW::kAlign);
+  const index_t whh_one = gate_rows_buffer<G>(prepack, H, R, pack_parts, depth_blocks, PW::kAlign);
   ws.request(whh_gebp, copies * whh_one);
   // The input projection packs w_ih once too (Eigen's GEMM would re-pack it every chunk; the
   // packed product alone ran 15-20% faster in a micro-benchmark, a whole LSTM call 1-2%),
   // except for a handful of rows (dot products).
   const bool pack_input = T_ * B > kDotRows;
-  const index_t wih_one = round_up(
-      gate_rows_buffer<G>(pack_input, H, I, pack_parts, PW::depth_blocks(I), PW::kAlign),
-      PW::kAlign);
+  const index_t wih_one =
+      gate_rows_buffer<G>(pack_input, H, I, pack_parts, PW::depth_blocks(I), PW::kAlign);
   ws.request(wih_gebp, copies * wih_one);
   const index_t work_size =
       std::max(PW::scratch(B, std::max(H, R), std::max(GH, R)), PW::scratch(kInputRowBlock, I, GH));
@@ -468,15 +465,12 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   if (gather) ws.request(Xs, TB * I);                // [T, B, I] x in step order
   if (remap) ws.request(dXs, TB * I);                // [T, B, I] dx in step order
   // The batch split packs one whole copy per thread.
-  const index_t whh_one = prepack ? round_up(packed_buffer_size(R, GH, batch ? 1 : nt,
-                                                                depth_blocks, PW::kAlign),
-                                             PW::kAlign)
-                                  : 0;
-  const index_t whh2_one = prepack && two ? round_up(packed_buffer_size(H, H, batch ? 1 : nt,
-                                                                        depth_blocks, PW::kAlign),
-                                                     PW::kAlign)
-                                          : 0;
-  ws.request(whh_gebp, (batch ? nt : 1) * whh_one);
+  const int pack_parts = batch ? 1 : nt, copies = batch ? nt : 1;
+  const index_t whh_one =
+      prepack ? packed_buffer_size(R, GH, pack_parts, depth_blocks, PW::kAlign) : 0;
+  const index_t whh2_one =
+      prepack && two ? packed_buffer_size(H, H, pack_parts, depth_blocks, PW::kAlign) : 0;
+  ws.request(whh_gebp, copies * whh_one);
   const index_t work_size = PW::scratch(B, std::max(GH, R), std::max(H, R));
   ws.request(step_work, nt * work_size);
   if (proj) {
@@ -486,7 +480,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     ws.request(dhs, TB * R);  // [T, B, R] dL/dh of every step (zero on idle rows), for dW_hr
   }
   if (two) {
-    ws.request(whh_gebp2, (batch ? nt : 1) * whh2_one);
+    ws.request(whh_gebp2, copies * whh2_one);
     ws.request(drh, B * H);  // [B, H] dL/d(r*h)
   }
   ws.allocate();
