@@ -3,6 +3,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <type_traits>
 
 #include "common.h"
 #include "dots_avx2.h"  // the float overload of gemm_nt_dots on the AVX2+FMA build
@@ -20,8 +21,31 @@ using ConstMatMap = Eigen::Map<const RowMat<T>, Eigen::Unaligned, Eigen::OuterSt
 // read once and stays in L1 for all M rows. Eigen's GEMM would first copy (pack) all of B, which
 // for a few rows costs as much as the product (bench: single-step T=1 calls, batch 1-8).
 constexpr index_t kDotRows = 8;
+#ifdef PYRNN_DOTS_AVX2
+// The float AVX2 tiles (dots_avx2.h) run at Eigen's GEMM rate from about 32 rows on (micro-
+// benchmark, one thread, weights hot: M=32 N=1024 K=256 0.171 ms both, M=25 N=2048 K=512
+// 0.52 vs 0.65 ms), and up to 64 rows while Eigen's packing of B has to stream weights of
+// 4 MiB or more through L3 (M=64: N=2048 K=512 1.33 vs 1.37 ms, N=3072 K=1024 4.4 vs 5.2 ms;
+// with smaller weights Eigen wins there: N=600 K=700 0.56 vs 0.52 ms).
+constexpr index_t kDotRowsAvx2 = 32;
+constexpr index_t kDotRowsAvx2LargeWeights = 64;
+constexpr double kLargeWeightElems = 1048576.0;
+#endif
 
-// C[M,N] (+)= A[M,K] * B[N,K]^T for M <= kDotRows (any M works).
+// Whether C[M,N] = A[M,K] B[N,K]^T runs as dot products (gemm_nt_dots) rather than Eigen's GEMM.
+template <typename T>
+inline bool use_dots(index_t M, index_t N, index_t K) {
+#ifdef PYRNN_DOTS_AVX2
+  if (std::is_same<T, float>::value)
+    return M <= kDotRowsAvx2 ||
+           (M <= kDotRowsAvx2LargeWeights && double(N) * double(K) >= kLargeWeightElems);
+#endif
+  (void)N;
+  (void)K;
+  return M <= kDotRows;
+}
+
+// C[M,N] (+)= A[M,K] * B[N,K]^T for few rows (any M works).
 template <typename T>
 inline void gemm_nt_dots(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
                          index_t ldb, T* C, index_t ldc, bool accumulate) {
@@ -45,7 +69,7 @@ template <typename T>
 inline void gemm_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
                     index_t ldb, T* C, index_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
-  if (M <= kDotRows) return gemm_nt_dots(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+  if (use_dots<T>(M, N, K)) return gemm_nt_dots(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
   MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (K <= 0) {
     if (!accumulate) c.setZero();
