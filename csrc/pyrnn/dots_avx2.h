@@ -1,8 +1,10 @@
-// C = A B^T for a few rows of A (M <= kDotRows), float, AVX2+FMA build only. These products
-// (batch 1-8 steps, single steps) read each weight row once and are bound by how fast one row
-// is dotted with every row of A: Eigen's dot reduces each (row, row) pair on its own. Here a
-// block of weight rows meets up to four rows of A at once (at least 8 independent FMA chains
-// for M <= 4, each weight load used M times), and each sum is reduced once at the end.
+// C = A B^T for up to a few dozen rows of A (gemm.h use_dots), float, AVX2+FMA build only.
+// These products (batch 1-4 steps, single steps, the input projection of a short call) read
+// each weight row once, with no packing, and are bound by how fast a block of weight rows is
+// dotted with the rows of A: Eigen's dot reduces each (row, row) pair on its own. Here a tile
+// of up to 4 rows of A and up to 8 weight rows (at least 8 independent FMA chains, each
+// weight load used for every row of the tile) accumulates in registers, and each sum is
+// reduced once at the end.
 //
 // Every element is summed the same way whichever rows it is computed with: 8 lanes over
 // k = 0, 8, 16, ... (a masked tail), then a fixed reduction of the lanes. Results do not
