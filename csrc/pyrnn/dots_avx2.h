@@ -108,6 +108,39 @@ inline void tiles(index_t M, index_t N, index_t K, const float* A, index_t lda, 
   for (; n < N; ++n) rows_against(std::integral_constant<int, 1>{}, n);
 }
 
+// dst[n * ldd + k] = src[n + k * lds] for n < N, k < K: 8 x 8 blocks transposed in registers
+// (8 source rows read as sequential streams), the edges one element at a time.
+inline void transpose(index_t N, index_t K, const float* src, index_t lds, float* dst,
+                      index_t ldd) {
+  index_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    index_t n = 0;
+    for (; n + 8 <= N; n += 8) {
+      __m256 r[8], t[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + n + (k + i) * lds);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      for (int i = 0; i < 4; ++i) {
+        _mm256_storeu_ps(dst + (n + i) * ldd + k, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (n + i + 4) * ldd + k,
+                         _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+      }
+    }
+    for (; n < N; ++n)
+      for (index_t i = 0; i < 8; ++i) dst[n * ldd + k + i] = src[n + (k + i) * lds];
+  }
+  for (; k < K; ++k)
+    for (index_t n = 0; n < N; ++n) dst[n * ldd + k] = src[n + k * lds];
+}
+
 }  // namespace dots
 
 // C[M,N] (+)= A[M,K] * B[N,K]^T, float, any M. Tile shapes by micro-benchmark (N=2048 K=512,

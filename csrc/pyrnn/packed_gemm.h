@@ -6,6 +6,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <type_traits>
 
 #include "common.h"
 #include "gemm.h"
@@ -75,6 +76,22 @@ struct PackedWeights {
     N = n_rows;
     K = depth;
   }
+
+#ifdef PYRNN_DOTS_AVX2
+  // For products with one or two rows, where the packed kernel pads every row to a panel of
+  // nr (float, AVX2 build): copy W (N x K, element (n, k) at W[n + k*ld]) into dst (N*K
+  // elements) as a row-major [N, K] matrix and multiply by that in place, as dot tiles.
+  void prepare_transposed(T* dst, const T* W, index_t ld, index_t n_rows, index_t depth) {
+    static_assert(std::is_same<T, float>::value, "dot tiles are float only");
+    dots::transpose(n_rows, depth, W, ld, dst, depth);
+    data = nullptr;
+    raw = dst;
+    raw_ld = depth;
+    raw_row_major = true;
+    N = n_rows;
+    K = depth;
+  }
+#endif
 
   // C[M, N] (row-major, ldc) += X[M, K] (row-major, ldx) * W^T; `work` has scratch(M, K, N)
   // elements.

@@ -80,6 +80,9 @@ inline bool prepack_forward(index_t steps, index_t B) {
   return steps >= 2 && B > kForwardDotRows;
 }
 inline bool prepack_backward(index_t T) { return T >= 2; }
+// Backward's per-step products with this many rows or fewer take the weights as a transposed
+// row-major copy and run as dot tiles, not packed (a packed GEBP pads each row to a panel).
+constexpr index_t kBackwardDotRows = 2;
 
 inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
   return lengths ? lengths[b] : T;
@@ -452,6 +455,8 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   const bool batch = plan.batch;  // threads own batch rows (else units), as in the forward
   const int nt = plan.threads;
   const bool prepack = prepack_backward(T_);
+  // Few rows (float, AVX2 build): transposed weights and dot tiles, not packed panels.
+  [[maybe_unused]] const bool step_dots = prepack && B <= kBackwardDotRows && !batch;
   const bool remap = a.reverse;                    // dX computed in step order, then scattered
   const bool gather = a.reverse || a.lengths;      // X in step order, zeros on idle rows
   using PW = PackedWeights<T>;
@@ -500,20 +505,28 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     const index_t b0 = br.begin, b1 = br.end, nb = br.size();
     const int ptid = batch ? 0 : tid;  // packing: own copy (batch split) or own part
     T* tmp_own = batch ? tmp + tid * H : tmp + j0;
-    PW rec;  // w_hh[:, own state units]^T, packed once for the per-step GEMM
-    rec.template prepare<Eigen::ColMajor>(
-        prepack, whh_gebp + (batch ? tid * whh_one : 0),
-        packed_offset(p0, GH, ptid, depth_blocks, PW::kAlign), a.w_hh + p0, R, np, GHa);
+    // The per-step products' weights W^T (W column-major at w, ld): packed, transposed for dot
+    // tiles, or (a single step) read in place.
+    auto prepare = [&](PW& pw, T* buf, index_t off, const T* w, index_t ld, index_t rows,
+                       index_t depth) {
+#ifdef PYRNN_DOTS_AVX2
+      if constexpr (std::is_same<T, float>::value)
+        if (step_dots) return pw.prepare_transposed(buf + off, w, ld, rows, depth);
+#endif
+      pw.template prepare<Eigen::ColMajor>(prepack, buf, off, w, ld, rows, depth);
+    };
+    PW rec;  // w_hh[:, own state units]^T, for the per-step GEMM
+    prepare(rec, whh_gebp + (batch ? tid * whh_one : 0),
+            packed_offset(p0, GH, ptid, depth_blocks, PW::kAlign), a.w_hh + p0, R, np, GHa);
     PW rec_proj;  // projection: w_hr[:, own units]^T
     if (proj)
-      rec_proj.template prepare<Eigen::ColMajor>(
-          prepack, whr_gebp, packed_offset(j0, R, tid, PW::depth_blocks(R), PW::kAlign),
-          a.w_hr + j0, H, n, R);
+      prepare(rec_proj, whr_gebp, packed_offset(j0, R, tid, PW::depth_blocks(R), PW::kAlign),
+              a.w_hr + j0, H, n, R);
     PW rec2;  // two-phase: w_h{last}[:, own units]^T
     if (two)
-      rec2.template prepare<Eigen::ColMajor>(
-          prepack, whh_gebp2 + (batch ? tid * whh2_one : 0),
-          packed_offset(j0, H, ptid, depth_blocks, PW::kAlign), a.w_hh + GHa * H + j0, H, n, H);
+      prepare(rec2, whh_gebp2 + (batch ? tid * whh2_one : 0),
+              packed_offset(j0, H, ptid, depth_blocks, PW::kAlign), a.w_hh + GHa * H + j0, H, n,
+              H);
     T* work = step_work + tid * work_size;
     for (index_t b = b0; b < b1; ++b) {
       for (index_t k = p0; k < p0 + np; ++k) dh[b * R + k] = a.dh_n ? a.dh_n[b * R + k] : T(0);
