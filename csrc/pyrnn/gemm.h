@@ -69,7 +69,6 @@ template <typename T>
 inline void gemm_nt(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B,
                     index_t ldb, T* C, index_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
-  if (use_dots<T>(M, N, K)) return gemm_nt_dots(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
   MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (K <= 0) {
     if (!accumulate) c.setZero();

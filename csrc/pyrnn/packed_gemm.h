@@ -41,6 +41,7 @@ struct PackedWeights {
   const T* raw = nullptr;  // without packing: W itself (a single step does not repay packing)
   index_t raw_ld = 0;
   bool raw_row_major = true;
+  bool raw_dots = false;  // in place, row-major: as dot products (gemm_nt_dots), not Eigen's GEMM
 
   // Pack W (N x K): element (n, k) at W[n*ld + k] (RowMajor) or W[n + k*ld] (ColMajor).
   template <int Order>
@@ -64,15 +65,18 @@ struct PackedWeights {
   }
 
   // Pack W into buffer + offset when the weights serve enough steps to repay the copy;
-  // otherwise use W in place (buffer may then be empty: it is not touched).
+  // otherwise use W in place (buffer may then be empty: it is not touched), row-major W as dot
+  // products when `dots` (use_dots for the whole call's shape, so that every thread and thread
+  // count computes an element the same way).
   template <int Order>
   void prepare(bool packed, T* buffer, index_t offset, const T* W, index_t ld, index_t n_rows,
-               index_t depth) {
+               index_t depth, bool dots = false) {
     if (packed) return pack<Order>(buffer + offset, W, ld, n_rows, depth);
     data = nullptr;
     raw = W;
     raw_ld = ld;
     raw_row_major = Order == Eigen::RowMajor;
+    raw_dots = dots && raw_row_major;
     N = n_rows;
     K = depth;
   }
@@ -88,6 +92,7 @@ struct PackedWeights {
     raw = dst;
     raw_ld = depth;
     raw_row_major = true;
+    raw_dots = true;
     N = n_rows;
     K = depth;
   }
@@ -121,20 +126,18 @@ struct PackedWeights {
     // are copied into a zero-padded whole panel, multiplied into a scratch C^T [N, nr] and
     // added to C (A/B, float32, one thread: LSTM inference I=H=200 T=120 B=7 7.3 -> 6.1 ms,
     // B=6 5.9 -> 5.6 ms, LSTM training T=50 B=3 H=256 7.6 -> 6.6 ms); one row left over
-    // costs more padded than as Eigen's single row (B=5: 4.9 -> 5.3 ms).
+    // costs more padded than as Eigen's single row (B=5: 4.9 -> 5.3 ms). The padded rows'
+    // products are added to C after every depth block, as GEBP adds a whole panel's: each
+    // element gets the same sums in the same order whichever panel it is in (the batch split's
+    // threads have their partial panels at other rows than one thread has).
     constexpr index_t nr = Traits::nr;
     const index_t kmax = std::min(kDepthBlock, K);
     const index_t rem = M % nr >= std::max<index_t>(nr - 2, 2) ? M % nr : 0, full = M - rem;
-    index_t n_all = 0;
-    for (int q = 0; q < count; ++q) n_all += w[q].N;
     T* packed = work;                                        // [kc, full] packed rows of X
     T* packed_rem = packed + round_up(kmax * full, kAlign);  // [kc, nr] packed padded rows
     T* x_rem = packed_rem + round_up(kmax * nr, kAlign);     // [nr, kc] padded rows of X
-    T* c_rem = x_rem + round_up(kmax * nr, kAlign);          // per matrix [nr, N]: products
-    if (rem) {
-      std::fill_n(x_rem, nr * kmax, T(0));
-      std::fill_n(c_rem, nr * n_all, T(0));
-    }
+    T* c_rem = x_rem + round_up(kmax * nr, kAlign);          // [nr, N] one matrix's products
+    if (rem) std::fill_n(x_rem, nr * kmax, T(0));
     const RhsMapper x(X, ldx);  // X^T as a K x M column-major matrix
     const RhsMapper xr(x_rem, kmax);
     for (index_t k = 0, kb = 0; k < K; k += kDepthBlock, ++kb) {
@@ -145,32 +148,31 @@ struct PackedWeights {
           std::copy_n(X + (full + r) * ldx + k, kc, x_rem + r * kmax);
         pack_rhs(packed_rem, xr, kc, nr);
       }
-      T* cr_q = c_rem;
       for (int q = 0; q < count; ++q) {
         const PackedWeights& wq = w[q];
         if (wq.N == 0) continue;
         const T* a = wq.data + kb * round_up(wq.N * kDepthBlock, kAlign);  // depth block kb
         // C^T as an N x M column-major matrix
         if (full) gebp(ResMapper(C + q * c_step, ldc), a, packed, wq.N, kc, full, T(1));
-        if (rem) gebp(ResMapper(cr_q, wq.N), a, packed_rem, wq.N, kc, nr, T(1));
-        cr_q += nr * wq.N;
+        if (rem) {
+          std::fill_n(c_rem, nr * wq.N, T(0));
+          gebp(ResMapper(c_rem, wq.N), a, packed_rem, wq.N, kc, nr, T(1));
+          for (index_t r = 0; r < rem; ++r) {
+            T* __restrict out = C + q * c_step + (full + r) * ldc;
+            const T* __restrict add = c_rem + r * wq.N;
+            for (index_t j = 0; j < wq.N; ++j) out[j] += add[j];
+          }
+        }
       }
-    }
-    const T* cr_q = c_rem;
-    for (int q = 0; q < count; ++q) {
-      for (index_t r = 0; r < rem; ++r) {
-        T* __restrict out = C + q * c_step + (full + r) * ldc;
-        const T* __restrict add = cr_q + r * w[q].N;
-        for (index_t j = 0; j < w[q].N; ++j) out[j] += add[j];
-      }
-      cr_q += nr * w[q].N;
     }
   }
 
  private:
   void multiply_add_in_place(index_t M, const T* X, index_t ldx, T* C, index_t ldc) const {
     if (N == 0 || K == 0) return;
-    if (raw_row_major)  // W is [N, K] row-major, or W^T is [K, N] row-major (ColMajor W)
+    if (raw_dots)
+      gemm_nt_dots(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
+    else if (raw_row_major)  // W is [N, K] row-major, or W^T is [K, N] row-major (ColMajor W)
       gemm_nt(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
     else
       gemm_nn(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);

@@ -116,7 +116,12 @@ inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem
 // core was slow, which the per-step barriers of the unit split feel most); LSTM B=32 H=256
 // (1 MiB of weights) 7.5 -> 6.9 ms; at H=512 (4 MiB) the unit split stays ahead (LSTM
 // inference B=64 36.5 vs 44.1 ms). Not for the LSTM projection or peepholes (per-unit state
-// and gradients shared between rows).
+// and gradients shared between rows). With more than one step (packed products) each row
+// gets the same arithmetic as with one thread as long as no thread is left with a single
+// row after its panels of 4 (Eigen sums that row on its own path): the batch split is then
+// bitwise equal to one thread (tests/test_determinism.py). A single step uses the weights
+// in place, where Eigen's GEMM takes the batch rows as its left operand: its results may
+// differ from one thread's in the last bits.
 constexpr double kBatchSplitWeightBytes = 1310720.0;  // 1.25 MiB
 constexpr index_t kMinBatchRowsPerThread = 4;         // one whole GEBP panel of rows
 constexpr double kMinBatchFlopsPerThread = 1.0e6;     // per call: repays the parallel region
@@ -185,7 +190,7 @@ struct GateRows {
   int parts = 0;
 
   void prepare(bool pack, T* buffer, const T* W, index_t K, index_t H, int g0, int g1, Range u,
-               int tid, int nthreads) {
+               int tid, int nthreads, bool dots) {
     using PW = PackedWeights<T>;
     n = u.size();
     const bool whole = nthreads == 1;  // then u is every unit: rows [g0*H, g1*H) contiguous
@@ -196,7 +201,7 @@ struct GateRows {
       part[q].template prepare<Eigen::RowMajor>(
           pack, buffer,
           packed_offset(first, K, g * nthreads + tid, PW::depth_blocks(K), PW::kAlign),
-          W + first * K, K, rows, K);
+          W + first * K, K, rows, K, dots);
     }
   }
 
@@ -261,13 +266,14 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const int pack_parts = batch ? 1 : nt, copies = batch ? nt : 1;
   const index_t whh_one = gate_rows_buffer<G>(prepack, H, R, pack_parts, depth_blocks, PW::kAlign);
   ws.request(whh_gebp, copies * whh_one);
-  // The input projection packs w_ih once when it serves more than one chunk (Eigen's GEMM would
-  // re-pack it every chunk; the packed product alone ran 15-20% faster in a micro-benchmark, a
-  // whole LSTM call 1-2%). All of x in one chunk is one product: then w_ih is read in place
-  // (float AVX2: dot-product tiles), which saves the copy and keeps it out of L3 beside w_hh
-  // (A/B, float32 LSTM inference, one thread, I=H=512 T=25: B=1 2.49 -> 2.01 ms, B=2 4.3 ->
-  // 3.3 ms; with two chunks packing wins again: T=25 B=4 I=H=256 1.11 vs 1.27 ms).
-  const bool pack_input = T_ * B > kChunkRows;
+  // The input projection packs w_ih once (Eigen's GEMM would re-pack it every chunk; the
+  // packed product alone ran 15-20% faster in a micro-benchmark, a whole LSTM call 1-2%),
+  // unless all of x is one chunk that runs as dot products (use_dots): then w_ih is read in
+  // place, which saves the copy and keeps it out of L3 beside w_hh (A/B, float32 LSTM
+  // inference, one thread, I=H=512 T=25: B=1 2.49 -> 2.01 ms, B=2 4.3 -> 3.3 ms; with two
+  // chunks packing wins again: T=25 B=4 I=H=256 1.11 vs 1.27 ms).
+  const bool input_dots = use_dots<T>(T_ * B, GH, I);
+  const bool pack_input = T_ * B > kChunkRows || !input_dots;
   const index_t wih_one =
       gate_rows_buffer<G>(pack_input, H, I, pack_parts, PW::depth_blocks(I), PW::kAlign);
   ws.request(wih_gebp, copies * wih_one);
@@ -297,17 +303,19 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     T* wih_buf = wih_gebp + (batch ? tid * wih_one : 0);
     if (!batch || tid == 0) pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
     GateRows<T, G> rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
-    rec.prepare(prepack, whh_buf, a.w_hh, R, H, 0, two ? G - 1 : G, u, ptid, pnt);
+    rec.prepare(prepack, whh_buf, a.w_hh, R, H, 0, two ? G - 1 : G, u, ptid, pnt,
+                use_dots<T>(B, GH, R));
     PW rec_proj;  // projection: this thread's state rows of w_hr
     if (proj)
       rec_proj.template prepare<Eigen::RowMajor>(
           prepack, whr_gebp, packed_offset(p0, H, tid, PW::depth_blocks(H), PW::kAlign),
-          a.w_hr + p0 * H, H, np, H);
+          a.w_hr + p0 * H, H, np, H, use_dots<T>(B, R, H));
     GateRows<T, G> rec2;  // two-phase: the last gate block's rows (multiplied by r*h)
-    if (two) rec2.prepare(prepack, whh_buf, a.w_hh, H, H, G - 1, G, u, ptid, pnt);
+    if (two) rec2.prepare(prepack, whh_buf, a.w_hh, H, H, G - 1, G, u, ptid, pnt,
+                          use_dots<T>(B, H, H));
     T* work = step_work + tid * work_size;
     GateRows<T, G> inp;  // this thread's gate rows of w_ih, for the input projection
-    inp.prepare(pack_input, wih_buf, a.w_ih, I, H, 0, G, u, ptid, pnt);
+    inp.prepare(pack_input, wih_buf, a.w_ih, I, H, 0, G, u, ptid, pnt, input_dots);
     const T* bh = nullptr;
     if (Cell::recurrent_bias) {
       if (!batch || tid == 0) pack_gate_rows(bias_h, 1, H, G, u, bh_pk + col0);
@@ -615,7 +623,10 @@ void recurrent_backward(const BackwardArgs<T>& a) {
       if (Cell::has_c && a.dc0) std::copy_n(dc + b * H + j0, n, a.dc0 + b * H + j0);
     }
 
-    const Range rows = split_range(TB, nthreads, tid, 1);
+    // Rows of dX: split on whole panels of Eigen's GEMM (mr rows), so that each row takes the
+    // same micro-kernel path as with one thread (a single-row path sums in another order).
+    const Range rows =
+        split_range(TB, nthreads, tid, index_t(Eigen::internal::gebp_traits<T, T>::mr));
     if (gather) {
       for (index_t r = rows.begin; r < rows.end; ++r) {
         const index_t s = r / B, b = r % B, len = row_length(a.lengths, b, T_);
