@@ -56,12 +56,14 @@ def batch_split_shapes(cell):
     where one thread has a whole one) with I = 300 and, LSTM and GRU, G*H > 256: products of
     two depth blocks, where a padded panel must add its sums to C block by block as a whole
     panel does, and dX of 84 rows (split on Eigen's panels); 2 steps of 16 rows, whose input
-    projection reads w_ih in place as dot products. Not bitwise (csrc/pyrnn/recurrent.h,
-    batch_threads): a thread left with a single row after its panels (B = 10: 5 rows each),
-    which Eigen's kernel sums on its own path, and single steps (weights used in place)."""
+    projection reads w_ih in place as dot products; B = 10 (5 rows each: a single row left
+    over, float32 on AVX2 only, where packed_gemm.h sums it like a whole panel; elsewhere
+    Eigen's kernel sums it on its own path). Not bitwise either (recurrent.h, batch_threads):
+    single steps, which use the weights in place."""
     rnn = cell == "rnn"
     h_deep = {"lstm": 80, "gru": 96, "rnn": 96}[cell]
-    return [(20, 16, 9, 96 if rnn else 40), (6, 14, 300, h_deep), (2, 16, 300, 96 if rnn else 40)]
+    return [(20, 16, 9, 96 if rnn else 40), (6, 14, 300, h_deep), (2, 16, 300, 96 if rnn else 40),
+            (6, 10, 300, h_deep)]
 
 
 def make(cell, T, B, I, H, dtype, seed, lengths, poison=False):
@@ -272,10 +274,12 @@ def test_num_threads_1_vs_2_within_a_few_ulps(cell, nl, dtype, reverse, lengths)
 @CELL_PARAMS
 @DTYPE_PARAMS
 @MODE_PARAMS
-@pytest.mark.parametrize("which", range(3), ids=["whole", "B14", "T2_in_place"])
+@pytest.mark.parametrize("which", range(4), ids=["whole", "B14", "T2_in_place", "B10_single"])
 def test_batch_split_bitwise_equal_to_one_thread(cell, nl, dtype, reverse, lengths, which):
     """Threads owning batch rows run the same per-element arithmetic as one thread (the same
     packed products over fewer rows): the results are bitwise equal, on every ISA."""
+    if which == 3 and (dtype != np.float32 or ISA != "avx2"):
+        pytest.skip("a single row left over sums like a whole panel only in float32 on AVX2")
     a = make(cell, *batch_split_shapes(cell)[which], dtype, seed=8, lengths=lengths)
     assert_bitwise(run(cell, nl, a, reverse, 2), run(cell, nl, a, reverse, 1))
 

@@ -110,6 +110,34 @@ inline void tiles(index_t M, index_t N, index_t K, const float* A, index_t lda, 
   for (; n < N; ++n) rows_against(std::integral_constant<int, 1>{}, n);
 }
 
+// C[R, 24] += X[R, kc] A^T for one 24-row panel of weights packed by Eigen's GEBP packing
+// (element (row i, depth k) at a[k * 24 + i]) and R <= 3 rows of X read in place: the rows
+// left over after the packed kernel's panels of 4. Every element is summed over k in one
+// accumulator and then added to C, exactly as Eigen's 24 x 4 micro-kernel does for a whole
+// panel (so results do not depend on which rows end up left over), with no padded rows.
+template <int R>
+inline void panel_rows(index_t kc, const float* a, const float* X, index_t ldx, float* C,
+                       index_t ldc) {
+  __m256 acc[R][3];
+  for (int r = 0; r < R; ++r)
+    for (int p = 0; p < 3; ++p) acc[r][p] = _mm256_setzero_ps();
+  for (index_t k = 0; k < kc; ++k) {
+    const __m256 w0 = _mm256_load_ps(a + k * 24), w1 = _mm256_load_ps(a + k * 24 + 8),
+                 w2 = _mm256_load_ps(a + k * 24 + 16);
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(X + r * ldx + k);
+      acc[r][0] = _mm256_fmadd_ps(w0, x, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(w1, x, acc[r][1]);
+      acc[r][2] = _mm256_fmadd_ps(w2, x, acc[r][2]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int p = 0; p < 3; ++p) {
+      float* c = C + r * ldc + 8 * p;
+      _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), acc[r][p]));
+    }
+}
+
 // dst[n * ldd + k] = src[n + k * lds] for n < N, k < K: 8 x 8 blocks transposed in registers
 // (8 source rows read as sequential streams), the edges one element at a time.
 inline void transpose(index_t N, index_t K, const float* src, index_t lds, float* dst,

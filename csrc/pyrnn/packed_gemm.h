@@ -122,28 +122,41 @@ struct PackedWeights {
     Eigen::internal::gebp_kernel<T, T, index_t, ResMapper, Traits::mr, Traits::nr, false, false>
         gebp;
     // Eigen's GEBP takes the rows of X in panels of nr and a partial last panel one row at a
-    // time, slower per row than a whole panel. With nr - 2 or more rows left over, those rows
-    // are copied into a zero-padded whole panel, multiplied into a scratch C^T [N, nr] and
-    // added to C (A/B, float32, one thread: LSTM inference I=H=200 T=120 B=7 7.3 -> 6.1 ms,
-    // B=6 5.9 -> 5.6 ms, LSTM training T=50 B=3 H=256 7.6 -> 6.6 ms); one row left over
-    // costs more padded than as Eigen's single row (B=5: 4.9 -> 5.3 ms). The padded rows'
-    // products are added to C after every depth block, as GEBP adds a whole panel's: each
-    // element gets the same sums in the same order whichever panel it is in (the batch split's
-    // threads have their partial panels at other rows than one thread has).
+    // time, slower per row than a whole panel. The rows left over go (float, AVX2 build)
+    // through dots::panel_rows for the weights' whole 24-row panels, and otherwise (the
+    // weights' last rows, other builds) into a zero-padded whole panel of X, multiplied into a
+    // scratch C^T [N, nr] and added to C; on other builds a single row left over stays with
+    // Eigen (padded it cost more: B=5 4.9 -> 5.3 ms). A/B, float32, one thread, padding
+    // against GEBP's single rows: LSTM inference I=H=200 T=120 B=7 7.3 -> 6.1 ms, B=6 5.9 ->
+    // 5.6 ms, LSTM training T=50 B=3 H=256 7.6 -> 6.6 ms. Both add their products to C after
+    // every depth block, as GEBP does for whole panels: each element gets the same sums in the
+    // same order whichever panel it is in (the batch split's threads have their partial
+    // panels at other rows than one thread has).
+#ifdef PYRNN_DOTS_AVX2
+    constexpr bool own_rows = std::is_same<T, float>::value;
+#else
+    constexpr bool own_rows = false;
+#endif
     constexpr index_t nr = Traits::nr;
     const index_t kmax = std::min(kDepthBlock, K);
-    const index_t rem = M % nr >= std::max<index_t>(nr - 2, 2) ? M % nr : 0, full = M - rem;
+    const index_t rem =
+        own_rows || M % nr >= std::max<index_t>(nr - 2, 2) ? M % nr : 0, full = M - rem;
     T* packed = work;                                        // [kc, full] packed rows of X
     T* packed_rem = packed + round_up(kmax * full, kAlign);  // [kc, nr] packed padded rows
     T* x_rem = packed_rem + round_up(kmax * nr, kAlign);     // [nr, kc] padded rows of X
     T* c_rem = x_rem + round_up(kmax * nr, kAlign);          // [nr, N] one matrix's products
-    if (rem) std::fill_n(x_rem, nr * kmax, T(0));
+    bool padded = rem > 0;  // some weight rows take the rows left over as a padded panel
+    if (own_rows) {
+      padded = false;
+      for (int q = 0; q < count; ++q) padded = padded || (rem > 0 && w[q].N % Traits::mr != 0);
+    }
+    if (padded) std::fill_n(x_rem, nr * kmax, T(0));
     const RhsMapper x(X, ldx);  // X^T as a K x M column-major matrix
     const RhsMapper xr(x_rem, kmax);
     for (index_t k = 0, kb = 0; k < K; k += kDepthBlock, ++kb) {
       const index_t kc = std::min(kDepthBlock, K - k);
       if (full) pack_rhs(packed, x.getSubMapper(k, 0), kc, full);
-      if (rem) {
+      if (padded) {
         for (index_t r = 0; r < rem; ++r)
           std::copy_n(X + (full + r) * ldx + k, kc, x_rem + r * kmax);
         pack_rhs(packed_rem, xr, kc, nr);
@@ -154,14 +167,29 @@ struct PackedWeights {
         const T* a = wq.data + kb * round_up(wq.N * kDepthBlock, kAlign);  // depth block kb
         // C^T as an N x M column-major matrix
         if (full) gebp(ResMapper(C + q * c_step, ldc), a, packed, wq.N, kc, full, T(1));
-        if (rem) {
-          std::fill_n(c_rem, nr * wq.N, T(0));
-          gebp(ResMapper(c_rem, wq.N), a, packed_rem, wq.N, kc, nr, T(1));
-          for (index_t r = 0; r < rem; ++r) {
-            T* __restrict out = C + q * c_step + (full + r) * ldc;
-            const T* __restrict add = c_rem + r * wq.N;
-            for (index_t j = 0; j < wq.N; ++j) out[j] += add[j];
+        if (!rem) continue;
+        T* c_left = C + q * c_step + full * ldc;  // the rows left over
+        index_t own = 0;  // weight rows done by panel_rows: the whole 24-row panels
+#ifdef PYRNN_DOTS_AVX2
+        if constexpr (own_rows) {
+          static_assert(Traits::mr == 24, "panel_rows reads Eigen's 24-row panels");
+          own = wq.N / 24 * 24;
+          const T* xl = X + full * ldx + k;
+          for (index_t i = 0; i < own; i += 24) {
+            if (rem == 3) dots::panel_rows<3>(kc, a + i * kc, xl, ldx, c_left + i, ldc);
+            if (rem == 2) dots::panel_rows<2>(kc, a + i * kc, xl, ldx, c_left + i, ldc);
+            if (rem == 1) dots::panel_rows<1>(kc, a + i * kc, xl, ldx, c_left + i, ldc);
           }
+        }
+#endif
+        const index_t tail = wq.N - own;  // packed after the whole panels, as if alone
+        if (tail == 0) continue;
+        std::fill_n(c_rem, nr * tail, T(0));
+        gebp(ResMapper(c_rem, tail), a + own * kc, packed_rem, tail, kc, nr, T(1));
+        for (index_t r = 0; r < rem; ++r) {
+          T* __restrict out = c_left + r * ldc + own;
+          const T* __restrict add = c_rem + r * tail;
+          for (index_t j = 0; j < tail; ++j) out[j] += add[j];
         }
       }
     }
