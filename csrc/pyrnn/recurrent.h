@@ -117,11 +117,12 @@ inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem
 // (1 MiB of weights) 7.5 -> 6.9 ms; at H=512 (4 MiB) the unit split stays ahead (LSTM
 // inference B=64 36.5 vs 44.1 ms). Not for the LSTM projection or peepholes (per-unit state
 // and gradients shared between rows). With more than one step (packed products) each row
-// gets the same arithmetic as with one thread as long as no thread is left with a single
-// row after its panels of 4 (Eigen sums that row on its own path): the batch split is then
-// bitwise equal to one thread (tests/test_determinism.py). A single step uses the weights
-// in place, where Eigen's GEMM takes the batch rows as its left operand: its results may
-// differ from one thread's in the last bits.
+// gets the same arithmetic as with one thread, so the batch split is bitwise equal to one
+// thread (tests/test_determinism.py) - except, outside float32 on AVX2, where a thread is
+// left with a single row after its panels of 4 (Eigen sums that row on its own path;
+// packed_gemm.h sums it like a whole panel in float32 on AVX2). A single step uses the
+// weights in place, where Eigen's GEMM takes the batch rows as its left operand: its
+// results may differ from one thread's in the last bits.
 constexpr double kBatchSplitWeightBytes = 1310720.0;  // 1.25 MiB
 constexpr index_t kMinBatchRowsPerThread = 4;         // one whole GEBP panel of rows
 constexpr double kMinBatchFlopsPerThread = 1.0e6;     // per call: repays the parallel region
