@@ -13,6 +13,9 @@ Sets:
 - ``heldout``: 24 shapes drawn once from a seeded generator over every cell, odd and even
   sizes, T = 1-300, B = 1-96, I != H (see ``_heldout``): a check that the speedups hold off
   the sets above (the one-thread kernels were not tuned on them). Both modes.
+- ``heldout2``: 24 more shapes from the same generator with another seed, drawn after the
+  kernel changes of 2026-11-30 12:00-12:50 UTC and run once at the end of that work (the
+  first held-out set had by then served in A/B checks): the clean hold-out. Both modes.
 - ``all``: quick and deepbench together (a shape in both runs the union of its modes).
 
 Any other shape: ``bench_rnn.py --shape lstm:T,B,I,H`` (repeatable), or ``parse_shape``.
@@ -119,6 +122,7 @@ def parse_shape(text: str) -> Shape:
 
 
 HELDOUT = _heldout()
+HELDOUT2 = _heldout(seed=31337)
 
 
 def merge(*sets) -> list:
@@ -136,7 +140,7 @@ def merge(*sets) -> list:
     return list(merged.values())
 
 
-SETS = {"quick": QUICK, "deepbench": DEEPBENCH, "heldout": HELDOUT,
+SETS = {"quick": QUICK, "deepbench": DEEPBENCH, "heldout": HELDOUT, "heldout2": HELDOUT2,
         "all": merge(QUICK, DEEPBENCH)}
 
 

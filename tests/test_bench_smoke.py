@@ -122,10 +122,14 @@ def test_shape_sets():
     assert len({s.key for s in deep}) == len(deep)
     with pytest.raises(ValueError):
         shapes.get("nope")
-    held = shapes.get("heldout")
-    assert len(held) == 24 and {s.cell for s in held} == set(shapes.CELLS)
-    assert not {s.key for s in held} & {s.key for s in every}  # disjoint from the tuned sets
-    assert [s.key for s in held] == [s.key for s in shapes._heldout()]  # the same draw each time
+    held, held2 = shapes.get("heldout"), shapes.get("heldout2")
+    for h in (held, held2):
+        assert len(h) == 24 and {s.cell for s in h} == set(shapes.CELLS)
+        assert not {s.key for s in h} & {s.key for s in every}  # disjoint from the tuned sets
+    assert not {s.key for s in held} & {s.key for s in held2}
+    # the same draws each time
+    assert [s.key for s in held] == [s.key for s in shapes._heldout()]
+    assert [s.key for s in held2] == [s.key for s in shapes._heldout(seed=31337)]
 
 
 @pytest.mark.parametrize("text", ["lstm", "lstm:1,2,3", "lstm:1,2,3,x", "lstm:0,2,3,4",
