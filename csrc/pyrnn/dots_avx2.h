@@ -138,6 +138,17 @@ inline void panel_rows(index_t kc, const float* a, const float* X, index_t ldx, 
     }
 }
 
+// panel_rows for 1-3 rows chosen at run time.
+inline void panel_rows(index_t rows, index_t kc, const float* a, const float* X, index_t ldx,
+                       float* C, index_t ldc) {
+  switch (rows) {
+    case 3: return panel_rows<3>(kc, a, X, ldx, C, ldc);
+    case 2: return panel_rows<2>(kc, a, X, ldx, C, ldc);
+    case 1: return panel_rows<1>(kc, a, X, ldx, C, ldc);
+    default: return;
+  }
+}
+
 // dst[n * ldd + k] = src[n + k * lds] for n < N, k < K: 8 x 8 blocks transposed in registers
 // (8 source rows read as sequential streams), the edges one element at a time.
 inline void transpose(index_t N, index_t K, const float* src, index_t lds, float* dst,

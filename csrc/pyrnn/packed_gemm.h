@@ -145,11 +145,12 @@ struct PackedWeights {
     T* packed_rem = packed + round_up(kmax * full, kAlign);  // [kc, nr] packed padded rows
     T* x_rem = packed_rem + round_up(kmax * nr, kAlign);     // [nr, kc] padded rows of X
     T* c_rem = x_rem + round_up(kmax * nr, kAlign);          // [nr, N] one matrix's products
-    bool padded = rem > 0;  // some weight rows take the rows left over as a padded panel
-    if (own_rows) {
-      padded = false;
-      for (int q = 0; q < count; ++q) padded = padded || (rem > 0 && w[q].N % Traits::mr != 0);
-    }
+    // Weight rows that meet the rows left over in panel_rows: the whole mr-row panels.
+    auto own_of = [&](const PackedWeights& wq) -> index_t {
+      return own_rows ? wq.N / Traits::mr * Traits::mr : 0;
+    };
+    bool padded = false;  // some weight rows take the rows left over as a padded panel
+    for (int q = 0; q < count; ++q) padded = padded || (rem > 0 && w[q].N > own_of(w[q]));
     if (padded) std::fill_n(x_rem, nr * kmax, T(0));
     const RhsMapper x(X, ldx);  // X^T as a K x M column-major matrix
     const RhsMapper xr(x_rem, kmax);
@@ -169,17 +170,12 @@ struct PackedWeights {
         if (full) gebp(ResMapper(C + q * c_step, ldc), a, packed, wq.N, kc, full, T(1));
         if (!rem) continue;
         T* c_left = C + q * c_step + full * ldc;  // the rows left over
-        index_t own = 0;  // weight rows done by panel_rows: the whole 24-row panels
+        const index_t own = own_of(wq);
 #ifdef PYRNN_DOTS_AVX2
         if constexpr (own_rows) {
           static_assert(Traits::mr == 24, "panel_rows reads Eigen's 24-row panels");
-          own = wq.N / 24 * 24;
-          const T* xl = X + full * ldx + k;
-          for (index_t i = 0; i < own; i += 24) {
-            if (rem == 3) dots::panel_rows<3>(kc, a + i * kc, xl, ldx, c_left + i, ldc);
-            if (rem == 2) dots::panel_rows<2>(kc, a + i * kc, xl, ldx, c_left + i, ldc);
-            if (rem == 1) dots::panel_rows<1>(kc, a + i * kc, xl, ldx, c_left + i, ldc);
-          }
+          for (index_t i = 0; i < own; i += Traits::mr)
+            dots::panel_rows(rem, kc, a + i * kc, X + full * ldx + k, ldx, c_left + i, ldc);
         }
 #endif
         const index_t tail = wq.N - own;  // packed after the whole panels, as if alone

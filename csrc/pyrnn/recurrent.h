@@ -146,6 +146,10 @@ inline int batch_threads(int requested, index_t T, index_t B, index_t I, index_t
 struct ThreadPlan {
   int threads;
   bool batch;
+  // Packed weights: the batch split gives every thread a whole copy, the unit split one copy
+  // in a part per thread.
+  int pack_parts() const { return batch ? 1 : threads; }
+  int copies() const { return batch ? threads : 1; }
 };
 inline ThreadPlan thread_plan(int requested, index_t T, index_t B, index_t I, index_t H,
                               index_t R, int G, index_t elem_bytes, bool batch_allowed) {
@@ -269,7 +273,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   if (gather) ws.request(Xs, Tc * B * I);     // [Tc*B, I] chunk of x in step order
   // Pack buffers only when packing (prepare() leaves them untouched otherwise). In the batch
   // split every thread packs all the weights into its own copy (in its own L2).
-  const int pack_parts = batch ? 1 : nt, copies = batch ? nt : 1;
+  const int pack_parts = plan.pack_parts(), copies = plan.copies();
   const index_t whh_one = gate_rows_buffer<G>(prepack, H, R, pack_parts, depth_blocks, PW::kAlign);
   ws.request(whh_gebp, copies * whh_one);
   // The input projection packs w_ih once (Eigen's GEMM would re-pack it every chunk; the
@@ -486,8 +490,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   ws.request(tmp, batch ? nt * H : H);               // [H] pointwise scratch, own units
   if (gather) ws.request(Xs, TB * I);                // [T, B, I] x in step order
   if (remap) ws.request(dXs, TB * I);                // [T, B, I] dx in step order
-  // The batch split packs one whole copy per thread.
-  const int pack_parts = batch ? 1 : nt, copies = batch ? nt : 1;
+  const int pack_parts = plan.pack_parts(), copies = plan.copies();
   const index_t whh_one =
       prepack ? packed_buffer_size(R, GH, pack_parts, depth_blocks, PW::kAlign) : 0;
   const index_t whh2_one =
