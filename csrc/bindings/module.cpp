@@ -6,6 +6,7 @@
 #include "array_pool.h"
 #include "dispatch.h"
 #include "pyrnn/parallel.h"
+#include "pyrnn/thread_plan.h"
 
 namespace py = pybind11;
 
@@ -32,6 +33,22 @@ PYBIND11_MODULE(_core, m) {
   m.def("available_isas", [] { return pyrnn::bind::available_isas(); });
   m.def("max_threads", [] { return pyrnn::max_threads(); },
         "OpenMP's default thread count (OMP_NUM_THREADS or the core count).");
+  m.def(
+      "forward_threads",
+      [](int num_threads, pyrnn::index_t T, pyrnn::index_t B, pyrnn::index_t I, pyrnn::index_t H,
+         pyrnn::index_t R, int G, pyrnn::index_t elem_bytes, bool batch_allowed) {
+        if (num_threads < 1 || T < 0 || B < 0 || I < 0 || H < 0 || R < 0 || G < 1 ||
+            elem_bytes < 1)
+          throw py::value_error("forward_threads: sizes must be >= 0, num_threads, G and "
+                                "elem_bytes >= 1");
+        const auto plan = pyrnn::detail::thread_plan(num_threads, T, B, I, H, R, G, elem_bytes,
+                                                     batch_allowed);
+        return py::make_tuple(plan.threads, plan.batch);
+      },
+      py::arg("num_threads"), py::arg("T"), py::arg("B"), py::arg("I"), py::arg("H"),
+      py::arg("R"), py::arg("G"), py::arg("elem_bytes"), py::arg("batch_allowed"),
+      "(threads, batch_split) a forward kernel call of these sizes runs with: its thread count "
+      "and whether the threads split batch rows (else hidden units).");
   m.def("array_pool", [] {
     auto& pool = pyrnn::bind::ArrayPool::instance();
     const auto kept = pool.kept();

@@ -36,6 +36,7 @@
 #include "packed_gemm.h"
 #include "workspace.h"
 #include "parallel.h"
+#include "thread_plan.h"
 
 namespace pyrnn {
 namespace detail {
@@ -52,21 +53,6 @@ struct is_two_phase<C, std::void_t<decltype(C::two_phase)>>
 // faster (bench, I=H=256 and 512), B=1-4 unchanged. One chunk is one packed product (below).
 constexpr index_t kChunkRows = 64;
 constexpr index_t kInputRowBlock = 64;  // rows of x per packed input-projection product
-constexpr index_t kUnitAlign = 8;     // thread unit blocks start on multiples of this
-// Below this much recurrent work per thread and step, a barrier costs more than it saves
-// (and on a busy machine a descheduled thread stalls the others).
-constexpr double kMinStepFlopsPerThread = 1048576.0;
-// Down to this much when each thread still gets at least kMinThreadGateRows rows of the
-// recurrent weights: A/B, two threads, T=120: LSTM B=12 H=128 inference 3.9 -> 2.6 ms, training
-// 13.0 -> 7.7 ms; LSTM B=48 H=64 training 14.7 -> 11.2 ms; with fewer rows per thread the
-// product is too thin to repay the barrier (GRU B=64 H=64 training 15.7 -> 21.6 ms, Elman
-// B=48 H=128 14.0 -> 16.8 ms).
-constexpr double kMinStepFlopsPerThreadWide = 700000.0;
-constexpr index_t kMinThreadGateRows = 128;
-// Recurrent weight bytes per thread that fit a per-core L2 with room to spare (this machine's
-// AMD EPYC has 1 MiB per core).
-constexpr double kThreadCacheBytes = 524288.0;
-
 // Whether to pack the recurrent weights once per call (PackedWeights::prepare packs) or use them
 // in place. Packing copies the weights once, which a single step does not repay (bench: T=1 is
 // 1.2-2.4x faster unpacked). Forward with one or two rows runs faster as dot products (gemm_nt's
@@ -89,78 +75,6 @@ inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
 }
 
 inline index_t time_of(bool reverse, index_t len, index_t s) { return reverse ? len - 1 - s : s; }
-
-// Threads worth a per-step barrier: enough units per thread, and enough work per step or
-// recurrent weights too big for one core's cache (split, each share stays in its core's L2:
-// bench, LSTM H=256 float32 at B=1-4 runs 1.4-1.8x faster on two threads; at H=128 a split only
-// adds barriers).
-inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem_bytes) {
-  const index_t by_units = std::max<index_t>(1, (H + kUnitAlign - 1) / kUnitAlign);
-  const double step_flops = 2.0 * double(B) * double(G) * double(H) * double(H);
-  index_t by_work = std::max<index_t>(1, index_t(step_flops / kMinStepFlopsPerThread));
-  const index_t wide = std::min<index_t>(index_t(step_flops / kMinStepFlopsPerThreadWide),
-                                         index_t(G) * H / kMinThreadGateRows);
-  by_work = std::max(by_work, wide);
-  const double weight_bytes = double(G) * double(H) * double(H) * double(elem_bytes);
-  const index_t by_cache = index_t(std::ceil(weight_bytes / kThreadCacheBytes));
-  return int(std::max<index_t>(
-      1, std::min<index_t>({index_t(requested), by_units, std::max(by_work, by_cache)})));
-}
-
-// Batch split: with recurrent weights about the size of one core's L2 or smaller, every thread
-// owns a block of batch rows across all units instead of a block of units across all rows.
-// Rows are independent in time, so the step loop needs no barrier at all, and each thread runs
-// the whole (wide) product on its own packed copy of the weights. A/B against the unit split,
-// two threads: LSTM inference T=300 B=24 H=150 30.5 -> 13.7 ms, training T=120 B=48 H=64
-// 23.5 -> 11.5 ms, GRU inference T=10 B=64 H=150 2.0 -> 0.63 ms (those ran while the second
-// core was slow, which the per-step barriers of the unit split feel most); LSTM B=32 H=256
-// (1 MiB of weights) 7.5 -> 6.9 ms; at H=512 (4 MiB) the unit split stays ahead (LSTM
-// inference B=64 36.5 vs 44.1 ms). Not for the LSTM projection or peepholes (per-unit state
-// and gradients shared between rows). With more than one step (packed products) each row
-// gets the same arithmetic as with one thread, so the batch split is bitwise equal to one
-// thread (tests/test_determinism.py) - except, outside float32 on AVX2, where a thread is
-// left with a single row after its panels of 4 (Eigen sums that row on its own path;
-// packed_gemm.h sums it like a whole panel in float32 on AVX2). A single step uses the
-// weights in place, where Eigen's GEMM takes the batch rows as its left operand: its
-// results may differ from one thread's in the last bits.
-constexpr double kBatchSplitWeightBytes = 1310720.0;  // 1.25 MiB
-constexpr index_t kMinBatchRowsPerThread = 4;         // one whole GEBP panel of rows
-constexpr double kMinBatchFlopsPerThread = 1.0e6;     // per call: repays the parallel region
-inline int batch_threads(int requested, index_t T, index_t B, index_t I, index_t H, index_t R,
-                         int G, index_t elem_bytes) {
-  const double weight_bytes = double(G) * double(H) * double(R) * double(elem_bytes);
-  if (requested < 2 || weight_bytes > kBatchSplitWeightBytes) return 1;
-  const double flops = 2.0 * double(T) * double(B) * double(G) * double(H) * double(I + R);
-  const index_t by_rows = B / kMinBatchRowsPerThread;
-  const index_t by_work = index_t(flops / kMinBatchFlopsPerThread);
-  return int(std::max<index_t>(1, std::min<index_t>({index_t(requested), by_rows, by_work})));
-}
-
-// Threads for a call and whether they split batch rows (else units). Where the unit split
-// would use several threads too, the batch split must give each thread whole panels of 4 rows
-// or at least 8 rows: GRU B=12 H=200 ran 6-12% slower with 6 rows per thread (A/B, two
-// threads), while with 8 or more rows it wins over the unit split's per-step barriers (LSTM
-// inference T=200 B=33 H=150 12.3 -> 8.1 ms, B=18 H=128 5.6 -> 2.2 ms; GRU training B=17
-// H=200 19.1 -> 13.1 ms; Elman B=21 H=256 5.6 -> 3.2 ms; LSTM training B=25 H=256 25.2 ->
-// 20.1 ms).
-struct ThreadPlan {
-  int threads;
-  bool batch;
-  // Packed weights: the batch split gives every thread a whole copy, the unit split one copy
-  // in a part per thread.
-  int pack_parts() const { return batch ? 1 : threads; }
-  int copies() const { return batch ? threads : 1; }
-};
-inline ThreadPlan thread_plan(int requested, index_t T, index_t B, index_t I, index_t H,
-                              index_t R, int G, index_t elem_bytes, bool batch_allowed) {
-  const int by_units = step_threads(requested, B, H, G, elem_bytes);
-  const int by_rows =
-      batch_allowed ? batch_threads(requested, T, B, I, H, R, G, elem_bytes) : 1;
-  const bool rows_ok = B % (kMinBatchRowsPerThread * by_rows) == 0 ||
-                       B / by_rows >= 2 * kMinBatchRowsPerThread;
-  if (by_rows > 1 && (by_units == 1 || rows_ok)) return {by_rows, true};
-  return {by_units, false};
-}
 
 // out[c] = sum over r of m[r*ld + c] for c < cols, rows summed in ascending order.
 template <typename T>
