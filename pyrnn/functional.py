@@ -16,6 +16,8 @@ the weights and the saved activations on the GPU for the backward, which runs wh
 """
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 import numpy as np
 
 from . import _core
@@ -91,18 +93,24 @@ def _device(device) -> str:
     return device
 
 
-def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, num_threads,
-             device="cpu", cuda_weights=None, peephole=None, w_hr=None):
-    """``cuda_weights``: a resident _core.CudaWeights holding w_ih..b_hh (layers), else uploaded.
-    ``peephole``: (w_ci, w_cf, w_co) for the "lstm_peephole" cell. ``w_hr``: LSTM projection."""
-    if _device(device) == "cuda":
-        if cell not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
-            raise ValueError(f"device: 'cuda' has no kernel for the {cell} cell variant; "
-                             "run it on 'cpu'")
-        if w_hr is not None:
-            raise ValueError("device: 'cuda' has no kernel for the LSTM projection (w_hr); "
-                             "run it on 'cpu'")
-        _cuda.require("device='cuda'")
+class _Checked(NamedTuple):
+    """A forward call's arguments after validation, as the kernels take them."""
+    x: np.ndarray
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    b_ih: Optional[np.ndarray]
+    b_hh: Optional[np.ndarray]
+    h0: Optional[np.ndarray]
+    c0: Optional[np.ndarray]
+    lengths: Optional[np.ndarray]
+    num_threads: int
+    peephole: Optional[np.ndarray]
+    w_hr: Optional[np.ndarray]
+
+
+def _check_forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, num_threads, peephole,
+                   w_hr) -> _Checked:
+    """Validate a forward call's arguments (ValueError/TypeError naming the argument)."""
     G = _GATES[cell]
     xa = v.as_float_array("x", x)
     if xa.ndim != 3:
@@ -144,6 +152,23 @@ def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training
         peep = np.stack([v.optional_array(n, p, (H,), dtype, "= (H,)")
                          if p is not None else _missing(n)
                          for n, p in zip(_PEEPHOLE_NAMES, peephole)])
+    return _Checked(xa, wih, whh, bih, bhh, h0a, c0a, lens, nt, peep, whr)
+
+
+def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training, num_threads,
+             device="cpu", cuda_weights=None, peephole=None, w_hr=None):
+    """``cuda_weights``: a resident _core.CudaWeights holding w_ih..b_hh (layers), else uploaded.
+    ``peephole``: (w_ci, w_cf, w_co) for the "lstm_peephole" cell. ``w_hr``: LSTM projection."""
+    if _device(device) == "cuda":
+        if cell not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+            raise ValueError(f"device: 'cuda' has no kernel for the {cell} cell variant; "
+                             "run it on 'cpu'")
+        if w_hr is not None:
+            raise ValueError("device: 'cuda' has no kernel for the LSTM projection (w_hr); "
+                             "run it on 'cpu'")
+        _cuda.require("device='cuda'")
+    xa, wih, whh, bih, bhh, h0a, c0a, lens, nt, peep, whr = _check_forward(
+        cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, num_threads, peephole, w_hr)
     if device == "cuda":
         weights = cuda_weights
         if weights is None:
@@ -163,6 +188,19 @@ def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training
                       bih is not None, None if lens is None else lens.copy(), bool(reverse), nt,
                       saves, peephole=peep, w_hr=None if whr is None else _own_copy(whr, w_hr))
     return y, h_n, c_n, cache
+
+
+def _forward_group(calls, num_threads):
+    """Eval-mode forward calls run at once by the kernels' OpenMP team, one thread each, at
+    most ``num_threads`` together (the layers' wavefront). ``calls``: tuples ``(cell, x, w_ih,
+    w_hh, b_ih, b_hh, h0, c0, lengths, peephole, w_hr)``. Returns ``[(y, h_n, c_n), ...]``."""
+    args = []
+    for cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, peephole, w_hr in calls:
+        c = _check_forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, 1, peephole, w_hr)
+        args.append((_CELL_IDS[cell], c.x, c.w_ih, c.w_hh, c.b_ih, c.b_hh, c.h0, c.c0,
+                     c.lengths, False, False, 1, c.peephole, c.w_hr))
+    nt = v.thread_count(num_threads, _core.max_threads())
+    return [tuple(r[:3]) for r in _core.forward_group(args, nt)]
 
 
 def _missing(name):
