@@ -78,11 +78,12 @@ def _run_directions(fns):
 # False runs every stack layer after layer (bench/bench_stacked.py times both).
 WAVEFRONT = True
 # A chunk of time steps is one kernel call per layer, which must carry enough work to repay the
-# call (Python checks, workspace, packing: tens of microseconds). A/B, two threads, inference:
-# 2-layer LSTM B=1 H=128 T=1000 8.7 ms layer after layer, 8.0 ms in 16 chunks, 7.0 ms in 8 or
-# 4; 3-layer GRU B=2 H=128 T=500 9.2-12.4 ms, 6.9-9.5 ms in 4 chunks, 10.6 ms in 8; 2-layer
-# LSTM H=64 T=300 (3.3 MFLOP per chunk) 0.69 -> 0.92 ms in 6 chunks, slower.
-_WAVEFRONT_CHUNK_FLOPS = 10e6
+# call and the stage's synchronisation. Two threads, inference, alternating runs: 2-layer LSTM
+# B=1 H=128 T=1000 8.5 ms layer after layer, 5.5 ms in 8 chunks (33 MFLOP each), 5.6 ms in
+# 16; H=64 T=1000 2.31 -> 1.66 ms (8 x 8.2 MFLOP); H=64 T=300 0.70-0.73 -> 0.62-0.63 ms (3-6
+# chunks of 3.3-6.5 MFLOP); H=128 T=50 0.47 -> 0.44 ms (3 x 4.4 MFLOP); H=64 T=100 0.26 ->
+# 0.28 ms (3 x 2.2 MFLOP, slower); H=32 T=100 0.11 -> 0.21 ms (4 x 0.4 MFLOP).
+_WAVEFRONT_CHUNK_FLOPS = 4e6
 _WAVEFRONT_MAX_CHUNKS = 8
 _WAVEFRONT_MIN_CHUNKS = 3
 

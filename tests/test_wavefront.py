@@ -96,8 +96,8 @@ def test_engages_only_where_it_should(monkeypatch):
         return layer.eval()._wavefront_chunks(T, B, threads)
 
     assert chunks() == layers._WAVEFRONT_MAX_CHUNKS  # 2 x 262 MFLOP
-    assert chunks(T=200) == 5                        # 52 MFLOP in chunks of >= 10
-    assert chunks(T=300, H=64) == 0                  # chunks too small to repay a call
+    assert chunks(T=50) == 3                         # 13 MFLOP in chunks of >= 4
+    assert chunks(T=100, H=64) == 0                  # chunks too small to repay a call
     assert chunks(threads=1) == 0
     assert chunks(num_layers=1) == 0
     assert chunks(bidirectional=True) == 0           # the directions already run concurrently
