@@ -16,6 +16,10 @@ Sets:
 - ``heldout2``: 24 more shapes from the same generator with another seed, drawn after the
   kernel changes of 2026-11-30 12:00-12:50 UTC and run once at the end of that work (the
   first held-out set had by then served in A/B checks): the clean hold-out. Both modes.
+- ``lstm_mid``: LSTMs of medium size, T=100, I = H in {384, 512, 768}, B in {8, 16, 33}: the
+  shapes where torch (oneDNN's fused LSTM) is as fast as pyrnn or faster, kept as a set so
+  that the README's statement about them can be rerun (added 2026-11-30 after a probe found
+  inference rows at 0.86-0.99x). Both modes.
 - ``all``: quick and deepbench together (a shape in both runs the union of its modes).
 
 Any other shape: ``bench_rnn.py --shape lstm:T,B,I,H`` (repeatable), or ``parse_shape``.
@@ -123,6 +127,8 @@ def parse_shape(text: str) -> Shape:
 
 HELDOUT = _heldout()
 HELDOUT2 = _heldout(seed=31337)
+LSTM_MID = [_square("lstm", H, B, 100, MODES, note="medium LSTM")
+            for H in (384, 512, 768) for B in (8, 16, 33)]
 
 
 def merge(*sets) -> list:
@@ -141,7 +147,7 @@ def merge(*sets) -> list:
 
 
 SETS = {"quick": QUICK, "deepbench": DEEPBENCH, "heldout": HELDOUT, "heldout2": HELDOUT2,
-        "all": merge(QUICK, DEEPBENCH)}
+        "lstm_mid": LSTM_MID, "all": merge(QUICK, DEEPBENCH)}
 
 
 def get(name: str) -> list:

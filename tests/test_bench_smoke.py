@@ -130,6 +130,10 @@ def test_shape_sets():
     # the same draws each time
     assert [s.key for s in held] == [s.key for s in shapes._heldout()]
     assert [s.key for s in held2] == [s.key for s in shapes._heldout(seed=31337)]
+    mid = shapes.get("lstm_mid")
+    assert len(mid) == len({s.key for s in mid}) == 9
+    assert all(s.cell == "lstm" and s.I == s.H and s.T == 100 for s in mid)
+    assert all(s.modes == shapes.MODES for s in mid)
 
 
 @pytest.mark.parametrize("text", ["lstm", "lstm:1,2,3", "lstm:1,2,3,x", "lstm:0,2,3,4",
