@@ -25,13 +25,13 @@ from pyrnn import layers
 CLASSES = {"lstm": ("LSTM", {}), "gru": ("GRU", {}), "rnn_tanh": ("RNN", {}),
            "rnn_relu": ("RNN", {"nonlinearity": "relu"})}
 
-# (cell, L, T, B, H): stacks small enough that one layer runs on one thread (the wavefront's
-# case), and two controls where it does not engage.
+# (cell, L, T, B, H): stacks whose layers run on one thread each (steps too small for a split
+# by units: the wavefront's case), then three controls where it does not engage (chunks too
+# small to repay a call; layers that split their steps over both threads themselves).
 DEFAULT_STACKS = [
-    ("lstm", 2, 1000, 1, 128), ("lstm", 2, 1000, 4, 128), ("lstm", 2, 200, 1, 128),
-    ("lstm", 3, 500, 2, 96), ("gru", 3, 500, 2, 128), ("gru", 2, 1000, 1, 200),
-    ("rnn_tanh", 2, 1000, 1, 256), ("lstm", 2, 300, 1, 64), ("lstm", 2, 100, 1, 64),
-    ("lstm", 2, 100, 16, 512),
+    ("lstm", 2, 1000, 1, 64), ("lstm", 3, 1000, 2, 48), ("lstm", 2, 300, 1, 64),
+    ("gru", 2, 1000, 2, 64), ("rnn_tanh", 2, 1000, 1, 128), ("rnn_relu", 3, 2000, 4, 128),
+    ("lstm", 2, 100, 1, 64), ("lstm", 2, 1000, 1, 128), ("lstm", 2, 100, 16, 512),
 ]
 
 

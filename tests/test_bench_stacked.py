@@ -23,7 +23,7 @@ bench = _load()
 
 
 def test_table_has_a_row_per_stack_with_ratios(capsys):
-    code = bench.main(["--threads", "2", "--repeats", "1", "--stack", "lstm:2,1000,1,128",
+    code = bench.main(["--threads", "2", "--repeats", "1", "--stack", "lstm:2,1000,1,64",
                        "--stack", "rnn_relu:2,5,2,8"])
     assert code == 0
     out = capsys.readouterr().out

@@ -45,7 +45,7 @@ MODE_PARAMS = pytest.mark.parametrize("reverse,lengths", MODES, ids=["fwd", "rev
 
 def big_shape(cell):
     """(T, B, I, H) on which the kernels split units over 2 threads when asked: per-step
-    recurrent work 2*B*G*H*H >= 2 * 1M flops (csrc/pyrnn/recurrent.h, step_threads) and
+    recurrent work 2*B*G*H*H >= 2 * 1M flops (csrc/pyrnn/thread_plan.h, step_threads) and
     recurrent weights G*H*H above the batch split's limit (batch_threads, 1.25 MiB)."""
     return (3, 32, 16, 640 if cell == "rnn" else 352)
 
@@ -121,7 +121,7 @@ def assert_bitwise(got, want):
 
 def test_big_shapes_really_use_two_threads():
     """Guard: the shapes here stay above the kernels' threading threshold (step_threads in
-    csrc/pyrnn/recurrent.h: >= 1M recurrent flops per thread and step, >= 8 units per thread).
+    csrc/pyrnn/thread_plan.h: >= 1M recurrent flops per thread and step, >= 8 units per thread).
     Also implied by the strict xfail below: with one thread used, 1 vs 2 would be bitwise."""
     assert _core.max_threads() >= 1
     for cell, _ in CELLS:
@@ -278,6 +278,24 @@ def test_num_threads_1_vs_2_within_a_few_ulps(cell, nl, dtype, reverse, lengths)
     diffs = _max_rel_diffs(one, two)
     worst = max(diffs.values())
     assert worst <= REL_TOL[np.dtype(dtype)], diffs
+
+
+def small_step_shape(cell):
+    """(T, B, I, H) with steps too small for step_threads (131-393 kFLOP) and too few rows
+    for the batch split, which small_step_threads still splits by units over 2 threads."""
+    return (40, 2, 20, 256 if cell == "rnn" else 128)
+
+
+@CELL_PARAMS
+@DTYPE_PARAMS
+@MODE_PARAMS
+def test_small_steps_split_by_units_within_a_few_ulps(cell, nl, dtype, reverse, lengths):
+    T, B, I, H = small_step_shape(cell)
+    plan = _core.forward_threads(2, T, B, I, H, H, G[cell], np.dtype(dtype).itemsize, True)
+    assert plan == (2, False)
+    a = make(cell, T, B, I, H, dtype, seed=9, lengths=lengths)
+    diffs = _max_rel_diffs(run(cell, nl, a, reverse, 1), run(cell, nl, a, reverse, 2))
+    assert max(diffs.values()) <= REL_TOL[np.dtype(dtype)], diffs
 
 
 @CELL_PARAMS

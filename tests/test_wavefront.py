@@ -91,20 +91,22 @@ def test_matches_torch_batch_first(small_chunks, cls, tcls):
 
 
 def test_engages_only_where_it_should(monkeypatch):
-    def chunks(T=1000, B=1, H=128, threads=2, **kw):
-        layer = pyrnn.LSTM(H, H, num_threads=threads, seed=0, **{"num_layers": 2, **kw})
+    def chunks(T=1000, B=1, H=64, threads=2, cls=pyrnn.LSTM, **kw):
+        layer = cls(H, H, num_threads=threads, seed=0, **{"num_layers": 2, **kw})
         return layer.eval()._wavefront_chunks(T, B, threads)
 
-    assert chunks() == layers._WAVEFRONT_MAX_CHUNKS  # 2 x 262 MFLOP
-    assert chunks(T=50) == 3                         # 13 MFLOP in chunks of >= 4
-    assert chunks(T=100, H=64) == 0                  # chunks too small to repay a call
+    assert chunks() == layers._WAVEFRONT_MAX_CHUNKS  # 2 x 65 MFLOP, steps of 33 kFLOP
+    assert chunks(T=300) == 4                        # 20 MFLOP in chunks of >= 4
+    assert chunks(cls=pyrnn.RNN, H=128, B=4) == layers._WAVEFRONT_MAX_CHUNKS
+    assert chunks(T=100) == 0                        # chunks too small to repay a call
     assert chunks(threads=1) == 0
     assert chunks(num_layers=1) == 0
     assert chunks(bidirectional=True) == 0           # the directions already run concurrently
-    assert chunks(H=512) == 0                        # one layer uses both threads already
-    assert chunks(B=32) == 0                         # the batch split does too
+    assert chunks(H=128) == 0                        # each layer splits its steps by units
+    assert chunks(H=512) == 0                        # ... or its weights
+    assert chunks(B=32) == 0                         # or its batch rows
     assert chunks(T=2) == 0
-    training = pyrnn.LSTM(128, 128, num_layers=2, num_threads=2)
+    training = pyrnn.LSTM(64, 64, num_layers=2, num_threads=2)
     assert training._wavefront_chunks(1000, 1, 2) == 0
     monkeypatch.setattr(layers, "WAVEFRONT", False)
     assert chunks() == 0
@@ -118,18 +120,24 @@ def test_eval_forward_keeps_no_tape(small_chunks):
 
 
 def test_forward_threads_matches_the_kernels_plan():
+    plan = _core.forward_threads
     # one thread asked: one thread; large weights: split by units; small weights and many
     # rows: split by batch rows, or by units where the batch split is not allowed
-    # (peepholes, projections); small weights and one row: not worth a barrier per step
-    assert _core.forward_threads(1, 100, 32, 512, 512, 512, 4, 4, True) == (1, False)
-    assert _core.forward_threads(2, 100, 16, 512, 512, 512, 4, 4, True) == (2, False)
-    assert _core.forward_threads(2, 100, 32, 128, 128, 128, 4, 4, True) == (2, True)
-    assert _core.forward_threads(2, 100, 32, 128, 128, 128, 4, 4, False) == (2, False)
-    assert _core.forward_threads(2, 1000, 1, 128, 128, 128, 4, 4, True) == (1, False)
+    # (peepholes, projections)
+    assert plan(1, 100, 32, 512, 512, 512, 4, 4, True) == (1, False)
+    assert plan(2, 100, 16, 512, 512, 512, 4, 4, True) == (2, False)
+    assert plan(2, 100, 32, 128, 128, 128, 4, 4, True) == (2, True)
+    assert plan(2, 100, 32, 128, 128, 128, 4, 4, False) == (2, False)
+    # small steps: split by units from 120 kFLOP per step with 128 weight rows per thread
+    assert plan(2, 1000, 1, 128, 128, 128, 4, 4, True) == (2, False)   # 131 kFLOP, 512 rows
+    assert plan(2, 1000, 1, 64, 64, 64, 4, 4, True) == (1, False)      # 33 kFLOP
+    assert plan(2, 1000, 4, 128, 128, 128, 1, 4, True) == (1, False)   # Elman: 128 rows
+    assert plan(2, 5, 1, 128, 128, 128, 4, 4, True) == (1, False)      # 0.7 MFLOP in all
+    assert plan(2, 500, 12, 64, 64, 64, 4, 4, True) == (2, True)       # 6 rows per thread
     with pytest.raises(ValueError):
-        _core.forward_threads(0, 1, 1, 1, 1, 1, 4, 4, True)
+        plan(0, 1, 1, 1, 1, 1, 4, 4, True)
     with pytest.raises(ValueError):
-        _core.forward_threads(2, -1, 1, 1, 1, 1, 4, 4, True)
+        plan(2, -1, 1, 1, 1, 1, 4, 4, True)
 
 
 def _call(rng, cell="lstm", T=11, B=3, I=5, H=7, dtype=np.float32):
