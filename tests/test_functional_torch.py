@@ -133,8 +133,9 @@ def test_num_threads_close_to_single_thread(cell, nl, shape, dtype, num_threads)
 
 # The product paths chosen by batch size and step count (csrc/pyrnn/recurrent.h,
 # prepack_forward/prepack_backward/kBackwardDotRows; gemm.h, use_dots): single steps use the
-# weights unpacked; B <= 2 runs the recurrent products as dot products at any T (float32:
-# backward on a transposed copy of the weights); B = 3, 6 and 11 leave a partial panel of
+# weights unpacked; B <= 2 runs the recurrent products on the weights in place at any T
+# (float32: as dot products, backward on a transposed copy of the weights, except the forward
+# with two rows, see PATH_SHAPES32); B = 3, 6 and 11 leave a partial panel of
 # rows that the packed kernel pads (packed_gemm.h); H = 600 is large enough for two threads
 # per step even at B = 1 (LSTM, GRU) and gives three depth blocks.
 PATH_SHAPES = [(1, 1, 7, 600), (1, 2, 7, 600), (1, 6, 7, 600), (1, 11, 7, 600),
@@ -148,11 +149,13 @@ PATH_SHAPES = [(1, 1, 7, 600), (1, 2, 7, 600), (1, 6, 7, 600), (1, 11, 7, 600),
 # for its blocks of 8, 4 and 3 weight rows and for the 8 x 8 transposes (G*37, 37).
 # Multi-step calls read w_ih in place while all of x is one chunk (T*B <= 64: 26 rows, 64
 # rows through Eigen with small weights, 40 rows as dot tiles with weights of 2^20 elements
-# and more) and pack it beyond (66 rows).
+# and more) and pack it beyond (66 rows). Two rows over several steps meet the packed
+# recurrent weights (dots::panel_rows) when the weights are small (H=37) or the steps many
+# (34 steps, H=300: two depth blocks), and run as dot products otherwise (20 steps, H=512).
 PATH_SHAPES32 = [(1, 1, 7, 37), (1, 2, 9, 37), (1, 3, 13, 37), (1, 4, 7, 37), (1, 5, 17, 37),
                  (1, 7, 7, 37), (1, 8, 7, 37), (1, 9, 7, 37), (1, 33, 7, 37), (6, 1, 17, 600),
                  (5, 2, 5, 37), (5, 3, 5, 600), (13, 2, 9, 37), (32, 2, 5, 37), (33, 2, 5, 37),
-                 (20, 2, 2048, 512)]
+                 (20, 2, 2048, 512), (34, 2, 5, 300)]
 
 
 PATH_CASES = ([(np.float64, 31, shape) for shape in PATH_SHAPES] +

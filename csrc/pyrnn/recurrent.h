@@ -60,10 +60,25 @@ constexpr index_t kInputRowBlock = 64;  // rows of x per packed input-projection
 // kernel wins since it pads a partial panel of rows (packed_gemm.h; A/B, float32 LSTM
 // inference, B=3: H=333 T=64 5.9 -> 4.4 ms, H=512 T=64 13.3 -> 11.4 ms; at B=2 it is 4-10%
 // slower at H=512). Backward's unpacked product is Eigen's GEMM, which packs on every call, so
-// it packs once whenever there is more than one step.
+// it packs once whenever there is more than one step. Two rows in float32 on AVX2 are the
+// exception: against the packed panels (dots::panel_rows) they run faster than as dot products
+// once the copy is repaid, by enough steps or small weights (A/B, one thread, LSTM inference
+// B=2: T=100 H=128 0.84 -> 0.67 ms, H=256 3.65 -> 2.94 ms, H=384 8.4 -> 6.2 ms, T=200 H=512
+// 25.1 -> 22.3 ms, T=10 H=128 0.100 -> 0.091 ms; but T=25 H=512, a 4 MiB copy for 25 steps,
+// 3.55 -> 3.72 ms; one row stays with dot products, 0.90-0.94x packed).
 constexpr index_t kForwardDotRows = 2;
-inline bool prepack_forward(index_t steps, index_t B) {
-  return steps >= 2 && B > kForwardDotRows;
+constexpr index_t kPackedTwoRowsMinSteps = 32;
+constexpr double kPackedTwoRowsMaxBytes = 1048576.0;  // weights packed for any number of steps
+template <typename T>
+inline bool prepack_forward(index_t steps, index_t B, double weight_bytes) {
+  if (steps < 2) return false;
+  if (B > kForwardDotRows) return true;
+#ifdef PYRNN_DOTS_AVX2
+  if constexpr (std::is_same<T, float>::value)
+    return B == 2 && (steps >= kPackedTwoRowsMinSteps || weight_bytes <= kPackedTwoRowsMaxBytes);
+#endif
+  (void)weight_bytes;
+  return false;
 }
 inline bool prepack_backward(index_t T) { return T >= 2; }
 // Backward's per-step products with this many rows or fewer take the weights as a transposed
@@ -159,7 +174,8 @@ void recurrent_forward(const ForwardArgs<T>& a) {
                                       !proj && !a.peephole);
   const bool batch = plan.batch;  // threads own batch rows (else units)
   const int nt = plan.threads;
-  const bool prepack = prepack_forward(T_, B);
+  const bool prepack =
+      prepack_forward<T>(T_, B, double(G) * double(H) * double(R) * double(sizeof(T)));
   // One thread in training: the recurrent GEMM writes into the saved gates of the step and the
   // cell activates them in place (one thread's block layout is the standard layout), which saves
   // a copy of [B, G*H] per step. So in the batch split, where each thread has every unit.
