@@ -15,7 +15,7 @@ Shapes (DESIGN.md legend): ``x [T, B, I]`` (``[B, T, I]`` with ``batch_first``),
 The two directions of a bidirectional layer run concurrently in two Python threads (the
 kernels release the GIL), each with half of ``num_threads``; with one thread they run one
 after the other. A unidirectional stack in eval mode whose layers would each run on one thread
-(small hidden sizes and batches) runs as a wavefront instead: time is cut into chunks and
+(steps too small to split by units) runs as a wavefront instead: time is cut into chunks and
 layer l works on chunk c while layer l+1 works on chunk c-1, each kernel call on one thread
 of the kernels' OpenMP team, at most ``num_threads`` at once (see ``_wavefront_chunks``).
 
