@@ -71,10 +71,11 @@ struct ForwardCall {
 
 template <typename T>
 ForwardCall<T> prepare_forward(CellKind kind, const py::array& x_arr, const py::object& w_ih,
-                    const py::object& w_hh, const py::object& b_ih, const py::object& b_hh,
-                    const py::object& h0, const py::object& c0, const py::object& lengths,
-                    bool reverse, bool training, int num_threads, const py::object& peephole,
-                    const py::object& w_hr) {
+                               const py::object& w_hh, const py::object& b_ih,
+                               const py::object& b_hh, const py::object& h0,
+                               const py::object& c0, const py::object& lengths, bool reverse,
+                               bool training, int num_threads, const py::object& peephole,
+                               const py::object& w_hr) {
   if (x_arr.ndim() != 3)
     throw py::value_error("argument 'x': expected 3 dimensions [T, B, I], got " +
                           std::to_string(x_arr.ndim()));
@@ -135,9 +136,8 @@ ForwardCall<T> prepare_forward(CellKind kind, const py::array& x_arr, const py::
       a.proj_in = ptr(proj_in);
     }
   }
-  return ForwardCall<T>{kind,           a,           training,         lstm,
-                        std::move(y),   std::move(h_n), std::move(c_n), std::move(gates),
-                        std::move(h_prev), std::move(aux), std::move(proj_in)};
+  return ForwardCall<T>{kind, a, training, lstm, std::move(y), std::move(h_n), std::move(c_n),
+                        std::move(gates), std::move(h_prev), std::move(aux), std::move(proj_in)};
 }
 
 template <typename T>
@@ -312,7 +312,8 @@ void register_kernels(py::module_& m) {
           if (!py::reinterpret_borrow<py::tuple>(item)[1].cast<py::array>().dtype().is(
                   x0.dtype()))
             throw py::value_error("forward_group: every call's x must have the same dtype");
-        if (is_dtype(x0, py::dtype::of<float>())) return forward_group_t<float>(calls, num_threads);
+        if (is_dtype(x0, py::dtype::of<float>()))
+          return forward_group_t<float>(calls, num_threads);
         if (is_dtype(x0, py::dtype::of<double>()))
           return forward_group_t<double>(calls, num_threads);
         bad_dtype(x0);
