@@ -237,15 +237,15 @@ class _RNNBase(Module):
         bounds = [T * i // chunks for i in range(chunks + 1)]
         state = [[s[layer] if s is not None else None for s in states0] for layer in range(L)]
         outs = [[None] * chunks for _ in range(L)]
+        params = [self._layer_params(layer, 0) for layer in range(L)]
+        extras = [self._extra_params(layer, 0) for layer in range(L)]
 
         def call(layer, c):
             t0, t1 = bounds[c], bounds[c + 1]
-            extra = self._extra_params(layer, 0)
-            return (self._cell, xt[t0:t1] if layer == 0 else outs[layer - 1][c],
-                    *self._layer_params(layer, 0), state[layer][0],
-                    state[layer][1] if self._has_cell else None,
+            return (self._cell, xt[t0:t1] if layer == 0 else outs[layer - 1][c], *params[layer],
+                    state[layer][0], state[layer][1] if self._has_cell else None,
                     None if lens is None else np.clip(lens - t0, 0, t1 - t0),
-                    extra.get("peephole"), extra.get("w_hr"))
+                    extras[layer].get("peephole"), extras[layer].get("w_hr"))
 
         for stage in range(chunks + L - 1):
             tasks = [(layer, stage - layer) for layer in range(L) if 0 <= stage - layer < chunks]

@@ -88,13 +88,7 @@ struct PackedWeights {
   void prepare_transposed(T* dst, const T* W, index_t ld, index_t n_rows, index_t depth) {
     static_assert(std::is_same<T, float>::value, "dot tiles are float only");
     dots::transpose(n_rows, depth, W, ld, dst, depth);
-    data = nullptr;
-    raw = dst;
-    raw_ld = depth;
-    raw_row_major = true;
-    raw_dots = true;
-    N = n_rows;
-    K = depth;
+    prepare<Eigen::RowMajor>(false, nullptr, 0, dst, depth, n_rows, depth, true);
   }
 #endif
 

@@ -27,15 +27,25 @@ constexpr index_t kMinThreadGateRows = 128;
 // AMD EPYC has 1 MiB per core).
 constexpr double kThreadCacheBytes = 524288.0;
 
+// Threads that each get at least kUnitAlign hidden units.
+inline index_t unit_threads(index_t H) {
+  return std::max<index_t>(1, (H + kUnitAlign - 1) / kUnitAlign);
+}
+
+// The recurrent product of one step: B rows against G*H weight rows of depth H.
+inline double step_flops(index_t B, index_t H, int G) {
+  return 2.0 * double(B) * double(G) * double(H) * double(H);
+}
+
 // Threads worth a per-step barrier: enough units per thread, and enough work per step or
 // recurrent weights too big for one core's cache (split, each share stays in its core's L2:
 // bench, LSTM H=256 float32 at B=1-4 runs 1.4-1.8x faster on two threads). Smaller steps:
 // small_step_threads, where the batch split is not available.
 inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem_bytes) {
-  const index_t by_units = std::max<index_t>(1, (H + kUnitAlign - 1) / kUnitAlign);
-  const double step_flops = 2.0 * double(B) * double(G) * double(H) * double(H);
-  index_t by_work = std::max<index_t>(1, index_t(step_flops / kMinStepFlopsPerThread));
-  const index_t wide = std::min<index_t>(index_t(step_flops / kMinStepFlopsPerThreadWide),
+  const index_t by_units = unit_threads(H);
+  const double flops = step_flops(B, H, G);
+  index_t by_work = std::max<index_t>(1, index_t(flops / kMinStepFlopsPerThread));
+  const index_t wide = std::min<index_t>(index_t(flops / kMinStepFlopsPerThreadWide),
                                          index_t(G) * H / kMinThreadGateRows);
   by_work = std::max(by_work, wide);
   const double weight_bytes = double(G) * double(H) * double(H) * double(elem_bytes);
@@ -84,14 +94,12 @@ inline int batch_threads(int requested, index_t T, index_t B, index_t I, index_t
 // decide: taking the unit split there instead measured 0.79x with LSTM B=12 H=64.)
 constexpr double kMinSmallStepFlopsPerThread = 60000.0;
 inline int small_step_threads(int requested, index_t T, index_t B, index_t H, int G) {
-  const index_t by_units = std::max<index_t>(1, (H + kUnitAlign - 1) / kUnitAlign);
-  const double step_flops = 2.0 * double(B) * double(G) * double(H) * double(H);
-  const index_t by_work = std::min<index_t>(
-      index_t(step_flops / kMinSmallStepFlopsPerThread),
-      index_t(double(T) * step_flops / kMinBatchFlopsPerThread));
-  const index_t by_rows = index_t(G) * H / kMinThreadGateRows;
+  const double flops = step_flops(B, H, G);
+  const index_t by_work = std::min<index_t>(index_t(flops / kMinSmallStepFlopsPerThread),
+                                            index_t(double(T) * flops / kMinBatchFlopsPerThread));
+  const index_t by_gate_rows = index_t(G) * H / kMinThreadGateRows;
   return int(std::max<index_t>(
-      1, std::min<index_t>({index_t(requested), by_units, by_work, by_rows})));
+      1, std::min<index_t>({index_t(requested), unit_threads(H), by_work, by_gate_rows})));
 }
 
 // Threads for a call and whether they split batch rows (else units). Where the unit split
