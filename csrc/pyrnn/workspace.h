@@ -11,6 +11,10 @@
 #include <new>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace pyrnn {
 
 class Workspace {
@@ -37,9 +41,22 @@ class Workspace {
   };
   using Block = std::unique_ptr<char, Free>;
 
-  static Block aligned_block(std::size_t bytes) {
-    void* p = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign + kAlign);
+  // The kept block (2 MiB or more) is asked for in transparent huge pages: packed weights
+  // of 4-16 MiB are streamed from L3 once per step, and on 4 KiB pages that is more pages than
+  // the core's second-level TLB holds (Zen 4: 3072 entries), so every step walks page tables
+  // again. A/B, one thread: LSTM inference T=25 B=4 H=1024 1.11-1.19x, training H=512-1024
+  // 1.02-1.04x. A block for one call only stays on normal pages: faulting in fresh huge pages
+  // (with compaction) on every call measured up to 5% slower (GRU training, 120 MiB).
+  static Block aligned_block(std::size_t bytes, bool huge_pages) {
+    constexpr std::size_t kHugePage = std::size_t(2) << 20;
+    const bool huge = huge_pages && bytes >= kHugePage;
+    const std::size_t align = huge ? kHugePage : kAlign;
+    const std::size_t size = (bytes + align - 1) / align * align + align;
+    void* p = std::aligned_alloc(align, size);
     if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (huge) madvise(p, size, MADV_HUGEPAGE);  // advice only: failure leaves normal pages
+#endif
     return Block(static_cast<char*>(p));
   }
 
@@ -47,13 +64,13 @@ class Workspace {
     thread_local Block kept;
     thread_local std::size_t kept_bytes = 0;
     if (bytes > kRetainBytes) {  // too big to keep: this call only
-      own_ = aligned_block(bytes);
+      own_ = aligned_block(bytes, false);
       return own_.get();
     }
     if (bytes > kept_bytes) {
       kept.reset();
       kept_bytes = 0;
-      kept = aligned_block(bytes);
+      kept = aligned_block(bytes, true);
       kept_bytes = bytes;
     }
     return kept.get();
