@@ -133,11 +133,12 @@ def test_num_threads_close_to_single_thread(cell, nl, shape, dtype, num_threads)
 
 # The product paths chosen by batch size and step count (csrc/pyrnn/recurrent.h,
 # prepack_forward/prepack_backward/kBackwardDotRows; gemm.h, use_dots): single steps use the
-# weights unpacked; B <= 2 runs the recurrent products on the weights in place at any T
-# (float32: as dot products, backward on a transposed copy of the weights, except the forward
-# with two rows, see PATH_SHAPES32); B = 3, 6 and 11 leave a partial panel of
-# rows that the packed kernel pads (packed_gemm.h); H = 600 is large enough for two threads
-# per step even at B = 1 (LSTM, GRU) and gives three depth blocks.
+# weights unpacked; the forward with B <= 2 runs the recurrent products on the weights in
+# place at any T (float32: as dot products, with the exceptions in PATH_SHAPES32; the float32
+# backward with B <= 2 as dot products on a transposed copy of weights below 1 MiB, packed
+# from 1 MiB on); B = 3, 6 and 11 leave a partial panel of rows that the packed kernel pads
+# (packed_gemm.h); H = 600 is large enough for two threads per step even at B = 1 (LSTM,
+# GRU) and gives three depth blocks.
 PATH_SHAPES = [(1, 1, 7, 600), (1, 2, 7, 600), (1, 6, 7, 600), (1, 11, 7, 600),
                (6, 1, 5, 600), (5, 2, 5, 600), (4, 3, 5, 600)]
 
@@ -152,10 +153,13 @@ PATH_SHAPES = [(1, 1, 7, 600), (1, 2, 7, 600), (1, 6, 7, 600), (1, 11, 7, 600),
 # and more) and pack it beyond (66 rows). Two rows over several steps meet the packed
 # recurrent weights (dots::panel_rows) when the weights are small (H=37) or the steps many
 # (34 steps, H=300: two depth blocks), and run as dot products otherwise (20 steps, H=512).
+# One row meets packed weights only with 10 MiB of them or more over 32 steps or more (34
+# steps, H=936: 10.03 MiB for the GRU, 13.4 MiB for the LSTM; the Elman RNN stays on dot
+# products there; four depth blocks).
 PATH_SHAPES32 = [(1, 1, 7, 37), (1, 2, 9, 37), (1, 3, 13, 37), (1, 4, 7, 37), (1, 5, 17, 37),
                  (1, 7, 7, 37), (1, 8, 7, 37), (1, 9, 7, 37), (1, 33, 7, 37), (6, 1, 17, 600),
                  (5, 2, 5, 37), (5, 3, 5, 600), (13, 2, 9, 37), (32, 2, 5, 37), (33, 2, 5, 37),
-                 (20, 2, 2048, 512), (34, 2, 5, 300)]
+                 (20, 2, 2048, 512), (34, 2, 5, 300), (34, 1, 5, 936)]
 
 
 PATH_CASES = ([(np.float64, 31, shape) for shape in PATH_SHAPES] +

@@ -65,25 +65,37 @@ constexpr index_t kInputRowBlock = 64;  // rows of x per packed input-projection
 // once the copy is repaid, by enough steps or small weights (A/B, one thread, LSTM inference
 // B=2: T=100 H=128 0.84 -> 0.67 ms, H=256 3.65 -> 2.94 ms, H=384 8.4 -> 6.2 ms, T=200 H=512
 // 25.1 -> 22.3 ms, T=10 H=128 0.100 -> 0.091 ms; but T=25 H=512, a 4 MiB copy for 25 steps,
-// 3.55 -> 3.72 ms; one row stays with dot products, 0.90-0.94x packed).
+// 3.55 -> 3.72 ms). One row stays with dot products (packed 0.93-0.98x up to 9 MiB of weights,
+// LSTM H=128-768), except for weights of 10 MiB and more over 32 steps or more: streamed from
+// beyond L3 every step, one sequential packed stream beats eight row streams (A/B, one thread,
+// B=1: LSTM T=50 H=1024 24.6 -> 20.4 ms, GRU T=300 H=1024 78.9 -> 71.4 ms, Elman T=100
+// H=2048 32.1 -> 26.9 ms; huge pages for the packed copy, workspace.h, are part of that).
 constexpr index_t kForwardDotRows = 2;
 constexpr index_t kPackedTwoRowsMinSteps = 32;
 constexpr double kPackedTwoRowsMaxBytes = 1048576.0;  // weights packed for any number of steps
+constexpr double kPackedOneRowMinBytes = 10485760.0;  // 10 MiB, with kPackedTwoRowsMinSteps
 template <typename T>
 inline bool prepack_forward(index_t steps, index_t B, double weight_bytes) {
   if (steps < 2) return false;
   if (B > kForwardDotRows) return true;
 #ifdef PYRNN_DOTS_AVX2
   if constexpr (std::is_same<T, float>::value)
-    return B == 2 && (steps >= kPackedTwoRowsMinSteps || weight_bytes <= kPackedTwoRowsMaxBytes);
+    return B == 2 ? steps >= kPackedTwoRowsMinSteps || weight_bytes <= kPackedTwoRowsMaxBytes
+                  : steps >= kPackedTwoRowsMinSteps && weight_bytes >= kPackedOneRowMinBytes;
 #endif
   (void)weight_bytes;
   return false;
 }
 inline bool prepack_backward(index_t T) { return T >= 2; }
 // Backward's per-step products with this many rows or fewer take the weights as a transposed
-// row-major copy and run as dot tiles, not packed (a packed GEBP pads each row to a panel).
+// row-major copy and run as dot tiles, not packed, while the weights are smaller than 1 MiB
+// (both copy the weights once per call). From 1 MiB on the packed panels win (A/B, one
+// thread, training: LSTM B=2 T=100 H=384 18.9 -> 18.1 ms, H=768 82.3 -> 74.4 ms, T=50 H=1024
+// 115.7 -> 92.7 ms, B=1 T=10 H=1024 30.1 -> 25.0 ms; GRU B=2 T=100 H=1024 118.2 -> 106.7 ms;
+// two threads, LSTM B=2 T=25 H=1024 30.5 -> 26.9 ms); below it they lose (LSTM B=1 H=128
+// 0.90x, Elman B=1 H=256 0.95x).
 constexpr index_t kBackwardDotRows = 2;
+constexpr double kBackwardDotMaxBytes = 1048576.0;
 
 inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
   return lengths ? lengths[b] : T;
@@ -404,7 +416,8 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   const int nt = plan.threads;
   const bool prepack = prepack_backward(T_);
   // Few rows (float, AVX2 build): transposed weights and dot tiles, not packed panels.
-  [[maybe_unused]] const bool step_dots = prepack && B <= kBackwardDotRows && !batch;
+  [[maybe_unused]] const bool step_dots = prepack && B <= kBackwardDotRows && !batch &&
+                                          double(G) * H * R * sizeof(T) < kBackwardDotMaxBytes;
   const bool remap = a.reverse;                    // dX computed in step order, then scattered
   const bool gather = a.reverse || a.lengths;      // X in step order, zeros on idle rows
   using PW = PackedWeights<T>;
