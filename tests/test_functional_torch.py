@@ -153,13 +153,15 @@ PATH_SHAPES = [(1, 1, 7, 600), (1, 2, 7, 600), (1, 6, 7, 600), (1, 11, 7, 600),
 # and more) and pack it beyond (66 rows). Two rows over several steps meet the packed
 # recurrent weights (dots::panel_rows) when the weights are small (H=37) or the steps many
 # (34 steps, H=300: two depth blocks), and run as dot products otherwise (20 steps, H=512).
-# One row meets packed weights only with 10 MiB of them or more over 32 steps or more (34
-# steps, H=936: 10.03 MiB for the GRU, 13.4 MiB for the LSTM; the Elman RNN stays on dot
-# products there; four depth blocks).
+# With 10 MiB of weights or more (H=936: 10.03 MiB for the GRU, 13.4 MiB for the LSTM; the
+# Elman RNN stays on dot products there; four depth blocks) one row meets packed weights over
+# 32 steps or more (34), and two rows from 16 steps on when one thread has all the weights
+# (20 steps: packed on one thread, dot products on two).
 PATH_SHAPES32 = [(1, 1, 7, 37), (1, 2, 9, 37), (1, 3, 13, 37), (1, 4, 7, 37), (1, 5, 17, 37),
                  (1, 7, 7, 37), (1, 8, 7, 37), (1, 9, 7, 37), (1, 33, 7, 37), (6, 1, 17, 600),
                  (5, 2, 5, 37), (5, 3, 5, 600), (13, 2, 9, 37), (32, 2, 5, 37), (33, 2, 5, 37),
-                 (20, 2, 2048, 512), (34, 2, 5, 300), (34, 1, 5, 936)]
+                 (20, 2, 2048, 512), (34, 2, 5, 300), (34, 1, 5, 936),
+                 (20, 2, 5, 936)]
 
 
 PATH_CASES = ([(np.float64, 31, shape) for shape in PATH_SHAPES] +

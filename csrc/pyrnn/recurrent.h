@@ -70,20 +70,32 @@ constexpr index_t kInputRowBlock = 64;  // rows of x per packed input-projection
 // beyond L3 every step, one sequential packed stream beats eight row streams (A/B, one thread,
 // B=1: LSTM T=50 H=1024 24.6 -> 20.4 ms, GRU T=300 H=1024 78.9 -> 71.4 ms, Elman T=100
 // H=2048 32.1 -> 26.9 ms; huge pages for the packed copy, workspace.h, are part of that).
+// Where one thread streams 10 MiB or more, fewer steps repay the copy: from 16 steps with two
+// rows, 24 with one (A/B, one thread, LSTM H=1024 inference: B=2 T=25 19.7 -> 15.1 ms and
+// 28.1 -> 17.5 ms, T=16 17.8 -> 14.0 ms; B=1 T=25 13.7 -> 12.2 ms and 16.7 -> 14.2 ms; but
+// B=1 T=16 0.94x, GRU B=1 T=20 0.89x, GRU B=2 T=10 0.93x). With the weights split over two
+// threads (8 MiB each) the in-place rows stayed ahead there (T=25: 0.76x and 0.85x packed).
 constexpr index_t kForwardDotRows = 2;
 constexpr index_t kPackedTwoRowsMinSteps = 32;
 constexpr double kPackedTwoRowsMaxBytes = 1048576.0;  // weights packed for any number of steps
-constexpr double kPackedOneRowMinBytes = 10485760.0;  // 10 MiB, with kPackedTwoRowsMinSteps
+constexpr double kPackedLargeMinBytes = 10485760.0;   // 10 MiB
+constexpr index_t kPackedLargeMinSteps[3] = {0, 24, 16};  // by rows, with one thread's weights
 template <typename T>
-inline bool prepack_forward(index_t steps, index_t B, double weight_bytes) {
+inline bool prepack_forward(index_t steps, index_t B, double weight_bytes, int threads) {
   if (steps < 2) return false;
   if (B > kForwardDotRows) return true;
 #ifdef PYRNN_DOTS_AVX2
-  if constexpr (std::is_same<T, float>::value)
+  if constexpr (std::is_same<T, float>::value) {
+    if (B == 0) return false;
+    const bool large = weight_bytes >= kPackedLargeMinBytes;
+    const bool large_per_thread = weight_bytes / std::max(threads, 1) >= kPackedLargeMinBytes;
+    if (large_per_thread && steps >= kPackedLargeMinSteps[B]) return true;
     return B == 2 ? steps >= kPackedTwoRowsMinSteps || weight_bytes <= kPackedTwoRowsMaxBytes
-                  : steps >= kPackedTwoRowsMinSteps && weight_bytes >= kPackedOneRowMinBytes;
+                  : steps >= kPackedTwoRowsMinSteps && large;
+  }
 #endif
   (void)weight_bytes;
+  (void)threads;
   return false;
 }
 inline bool prepack_backward(index_t T) { return T >= 2; }
@@ -187,7 +199,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const bool batch = plan.batch;  // threads own batch rows (else units)
   const int nt = plan.threads;
   const bool prepack =
-      prepack_forward<T>(T_, B, double(G) * double(H) * double(R) * double(sizeof(T)));
+      prepack_forward<T>(T_, B, double(G) * double(H) * double(R) * double(sizeof(T)), nt);
   // One thread in training: the recurrent GEMM writes into the saved gates of the step and the
   // cell activates them in place (one thread's block layout is the standard layout), which saves
   // a copy of [B, G*H] per step. So in the batch split, where each thread has every unit.
