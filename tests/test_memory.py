@@ -16,6 +16,10 @@ Bounded inference: the input projection is computed in chunks of steps, so an in
 needs y plus scratch independent of T. Peak RSS growth of an LSTM forward with T=1000 vs
 T=20000 (B=4, I=16, H=128, float32) is measured (VmHWM, reset through /proc/self/clear_refs)
 and must be y plus a few MB.
+
+Huge pages: the scratch block a thread keeps between calls is advised into transparent huge
+pages (csrc/pyrnn/workspace.h); a fresh process must show them (AnonHugePages) after one call
+with 16 MiB of packed weights, where the system has THP in "madvise" or "always" mode.
 """
 from __future__ import annotations
 
