@@ -47,10 +47,11 @@ checked = 0
 def case(cell, nl, dtype, T, B, I, H, reverse, lengths, nt, seed, w_scale=0.5):
     global checked
     rng = np.random.default_rng(seed)
-    u = lambda *s: rng.uniform(-0.5, 0.5, s).astype(dtype)  # noqa: E731
-    uw = lambda *s: rng.uniform(-w_scale, w_scale, s).astype(dtype)  # noqa: E731
+    u = lambda *s, scale=0.5: rng.uniform(-scale, scale, s).astype(dtype)  # noqa: E731
     GH = G[cell] * H
-    x, w = u(T, B, I), [uw(GH, I), uw(GH, H), uw(GH), uw(GH)]
+    x = u(T, B, I)
+    w = [u(GH, I, scale=w_scale), u(GH, H, scale=w_scale), u(GH, scale=w_scale),
+         u(GH, scale=w_scale)]
     lstm = cell == "lstm"
     state = (u(B, H), u(B, H)) if lstm else u(B, H)
     dstate = (u(B, H), u(B, H)) if lstm else u(B, H)

@@ -199,7 +199,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const bool batch = plan.batch;  // threads own batch rows (else units)
   const int nt = plan.threads;
   const bool prepack =
-      prepack_forward<T>(T_, B, double(G) * double(H) * double(R) * double(sizeof(T)), nt);
+      prepack_forward<T>(T_, B, recurrent_weight_bytes(G, H, R, index_t(sizeof(T))), nt);
   // One thread in training: the recurrent GEMM writes into the saved gates of the step and the
   // cell activates them in place (one thread's block layout is the standard layout), which saves
   // a copy of [B, G*H] per step. So in the batch split, where each thread has every unit.
@@ -428,8 +428,9 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   const int nt = plan.threads;
   const bool prepack = prepack_backward(T_);
   // Few rows (float, AVX2 build): transposed weights and dot tiles, not packed panels.
-  [[maybe_unused]] const bool step_dots = prepack && B <= kBackwardDotRows && !batch &&
-                                          double(G) * H * R * sizeof(T) < kBackwardDotMaxBytes;
+  [[maybe_unused]] const bool step_dots =
+      prepack && B <= kBackwardDotRows && !batch &&
+      recurrent_weight_bytes(G, H, R, index_t(sizeof(T))) < kBackwardDotMaxBytes;
   const bool remap = a.reverse;                    // dX computed in step order, then scattered
   const bool gather = a.reverse || a.lengths;      // X in step order, zeros on idle rows
   using PW = PackedWeights<T>;

@@ -37,6 +37,11 @@ inline double step_flops(index_t B, index_t H, int G) {
   return 2.0 * double(B) * double(G) * double(H) * double(H);
 }
 
+// Bytes of the recurrent weights: G*H rows of depth R (R = H without a projection).
+inline double recurrent_weight_bytes(int G, index_t H, index_t R, index_t elem_bytes) {
+  return double(G) * double(H) * double(R) * double(elem_bytes);
+}
+
 // Threads worth a per-step barrier: enough units per thread, and enough work per step or
 // recurrent weights too big for one core's cache (split, each share stays in its core's L2:
 // bench, LSTM H=256 float32 at B=1-4 runs 1.4-1.8x faster on two threads). Smaller steps:
@@ -48,8 +53,8 @@ inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem
   const index_t wide = std::min<index_t>(index_t(flops / kMinStepFlopsPerThreadWide),
                                          index_t(G) * H / kMinThreadGateRows);
   by_work = std::max(by_work, wide);
-  const double weight_bytes = double(G) * double(H) * double(H) * double(elem_bytes);
-  const index_t by_cache = index_t(std::ceil(weight_bytes / kThreadCacheBytes));
+  const index_t by_cache =
+      index_t(std::ceil(recurrent_weight_bytes(G, H, H, elem_bytes) / kThreadCacheBytes));
   return int(std::max<index_t>(
       1, std::min<index_t>({index_t(requested), by_units, std::max(by_work, by_cache)})));
 }
@@ -75,8 +80,8 @@ constexpr index_t kMinBatchRowsPerThread = 4;         // one whole GEBP panel of
 constexpr double kMinBatchFlopsPerThread = 1.0e6;     // per call: repays the parallel region
 inline int batch_threads(int requested, index_t T, index_t B, index_t I, index_t H, index_t R,
                          int G, index_t elem_bytes) {
-  const double weight_bytes = double(G) * double(H) * double(R) * double(elem_bytes);
-  if (requested < 2 || weight_bytes > kBatchSplitWeightBytes) return 1;
+  if (requested < 2 || recurrent_weight_bytes(G, H, R, elem_bytes) > kBatchSplitWeightBytes)
+    return 1;
   const double flops = 2.0 * double(T) * double(B) * double(G) * double(H) * double(I + R);
   const index_t by_rows = B / kMinBatchRowsPerThread;
   const index_t by_work = index_t(flops / kMinBatchFlopsPerThread);
