@@ -17,6 +17,11 @@ Contenders (float32 throughout, the same weights everywhere, copied from the tor
 - numpy: ``pyrnn.reference`` (same API). It is slow on big shapes, so it runs at most
   ``NUMPY_MAX_RUNS`` rounds and is skipped ("—") above ``--numpy-max-gflop`` per call.
 - gemm: the practical GEMM limit, timed side by side with the row (see ``gemm_step``).
+- peak: a square float32 GEMM (``peak_step``), also side by side with every row; the best of
+  its rounds over the whole run, per thread count, is the machine's practical peak. Each row's
+  "ceiling" is that peak over torch's rate on the row: the speedup over torch of a kernel that
+  did the row's arithmetic at the peak. A target well above a row's ceiling is out of reach
+  on this machine, by pyrnn or anything else that does the same arithmetic.
 
 Modes: ``infer`` = forward without saved activations; ``train`` = forward saving activations
 plus the full backward (gradients w.r.t. input, initial state and all weights and biases).
@@ -71,6 +76,7 @@ NUMPY_MAX_RUNS = 3
 LARGE_B, LARGE_H = 32, 512
 SMALL_BATCH_MAX = 4
 CONTENDERS = ("pyrnn", "torch", "numpy")
+PEAK_N = 512  # the square GEMM of the peak (measured faster than 1024 and 768 on 1-2 cores)
 
 FLOP_NOTE = ("FLOP convention: forward = 2*T*B*G*H*(I+H) (pointwise work ignored; G = 4 LSTM, "
              "3 GRU, 1 RNN); train (forward + backward) = 3 x forward.")
@@ -81,6 +87,10 @@ GEMM_NOTE = ("GEMM limit: one float32 torch.mm of the recurrent size, [B,H] x [G
              "/ that GFLOP/s. It can pass 100%: the input projection (and in training the weight "
              "gradients) run as larger, faster GEMMs over T*B rows, and for tiny H the limit is "
              "mostly Python call overhead.")
+PEAK_NOTE = (f"Peak: a square float32 torch.mm (n = {PEAK_N}) timed side by side with every "
+             "row; its best round over the run, per thread count. 'ceiling' = peak / torch "
+             "GFLOP/s: the speedup over torch of a kernel running the row's FLOP (convention "
+             "above) at that peak; a target well above it is out of reach on this machine.")
 
 
 # --------------------------------------------------------------------------- problem set-up
@@ -192,6 +202,27 @@ def gemm_flop(shape: Shape) -> float:
     return 2.0 * shape.T * shape.B * shape.G * shape.H * shape.H
 
 
+def peak_step(n: int = PEAK_N) -> Callable[[], None]:
+    """One square float32 GEMM [n,n] x [n,n] (torch.mm: MKL or OpenBLAS), the machine's
+    practical peak; the thread count is set by the caller."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    out = torch.empty(n, n)
+    return lambda: torch.mm(a, b, out=out)
+
+
+def add_ceilings(rows: list) -> dict:
+    """The peak per thread count (the best of its rows' peak measurements) and, on every row,
+    ``peak_gflops`` and ``ceiling_vs_torch``. Returns {threads: peak GFLOP/s}."""
+    peaks: dict = {}
+    for row in rows:
+        peaks[row["threads"]] = max(peaks.get(row["threads"], 0.0), row["peak_gflops_row"])
+    for row in rows:
+        row["peak_gflops"] = peaks[row["threads"]]
+        row["ceiling_vs_torch"] = row["peak_gflops"] / row["torch_gflops"]
+    return peaks
+
+
 # --------------------------------------------------------------------------- timing
 
 
@@ -269,7 +300,8 @@ def bench_row(problem: Problem, mode: str, threads: int, repeats: int, min_run_s
     torch.set_num_threads(threads)
     contenders = [Contender("pyrnn", kernel_step(F, problem, mode, threads), repeats),
                   Contender("torch", torch_step(problem, mode), repeats),
-                  Contender("gemm", gemm_step(shape), repeats)]
+                  Contender("gemm", gemm_step(shape), repeats),
+                  Contender("peak", peak_step(), repeats)]
     skip = numpy_skip_reason(shape, mode, numpy_max_gflop)
     if skip is None:
         contenders.append(Contender("numpy", kernel_step(R, problem, mode, threads),
@@ -292,6 +324,7 @@ def bench_row(problem: Problem, mode: str, threads: int, repeats: int, min_run_s
                numpy_skipped=skip,
                gemm_gflops=gemm_gflops,
                gemm_share=pyrnn_gflops / gemm_gflops,
+               peak_gflops_row=2.0 * PEAK_N ** 3 / min(times["peak"]) / 1e9,
                runs_ms={name: [1e3 * t for t in ts] for name, ts in times.items()})
     return row
 
@@ -376,6 +409,7 @@ def run(shapes, threads=(1, 2), modes=MODES, repeats=DEFAULT_REPEATS, *,
                          f"torch {row['torch_ms']:.4g} ms")
     finally:
         torch.set_num_threads(saved_threads)
+    peaks = add_ceilings(rows)
     return dict(
         machine=dict(machine_info(), load_average_start=load_start,
                      load_average_end=load_average()),
@@ -386,6 +420,7 @@ def run(shapes, threads=(1, 2), modes=MODES, repeats=DEFAULT_REPEATS, *,
         notes=notes(shapes, numpy_max_gflop),
         rows=rows,
         gemm_limits=gemm_limits(rows),
+        peak_gflops={str(n): v for n, v in sorted(peaks.items())},
         summary=summarize(rows),
         wall_s=time.perf_counter() - start,
         process_cpu_s=time.process_time() - cpu_start,
@@ -408,7 +443,7 @@ def notes(shapes, numpy_max_gflop: float) -> list:
             "with threadpoolctl." if threadpool_limits is not None else
             "NumPy reference: pyrnn.reference; its BLAS uses NumPy's own default thread count "
             "(threadpoolctl not installed), whatever the row's threads.")
-    return [FLOP_NOTE, GEMM_NOTE,
+    return [FLOP_NOTE, GEMM_NOTE, PEAK_NOTE,
             f"{blas} It runs at most {NUMPY_MAX_RUNS} rounds and is skipped ('—') above "
             f"{numpy_max_gflop:g} GFLOP per call (--numpy-max-gflop).",
             "Times: median over the rounds, contenders alternating run by run after a warm-up; "
@@ -450,6 +485,8 @@ def summarize(rows: list) -> dict:
         vs_numpy=speedup_stats(rows, "speedup_vs_numpy"),
         numpy_skipped_rows=sum(r["numpy_ms"] is None for r in rows),
         small_batch_infer_vs_torch=speedup_stats(small, "speedup_vs_torch"),
+        ceiling_vs_torch=speedup_stats(rows, "ceiling_vs_torch"),
+        small_batch_infer_ceiling=speedup_stats(small, "ceiling_vs_torch"),
         large_shapes_gemm_share=share_stats(large),
     )
 
@@ -476,7 +513,7 @@ TABLE_COLUMNS = [  # (header, row key, format kind, right-aligned)
     ("pyrnn ms", "pyrnn_ms", "ms", True), ("torch ms", "torch_ms", "ms", True),
     ("numpy ms", "numpy_ms", "ms", True), ("pyrnn GFLOP/s", "pyrnn_gflops", "num", True),
     ("vs torch", "speedup_vs_torch", "x", True), ("vs numpy", "speedup_vs_numpy", "x", True),
-    ("% GEMM limit", "gemm_share", "pct", True),
+    ("% GEMM limit", "gemm_share", "pct", True), ("ceiling", "ceiling_vs_torch", "x", True),
 ]
 
 
@@ -502,6 +539,18 @@ def speedup_line(title: str, stats: Optional[dict]) -> str:
             f"({stats['worst_row']}), {stats['n']} rows")
 
 
+def ceiling_line(title: str, stats: Optional[dict]) -> str:
+    if stats is None:
+        return f"{title}: no rows"
+    return (f"{title}: geometric mean {stats['geomean']:.2f}x, lowest {stats['worst']:.2f}x "
+            f"({stats['worst_row']}), {stats['n']} rows")
+
+
+def format_peaks(peaks: dict) -> str:
+    return "Peak (square float32 GEMM): " + ", ".join(
+        f"{n} thread{'s' * (int(n) > 1)} {v:.1f} GFLOP/s" for n, v in peaks.items())
+
+
 def format_summary(summary: dict) -> str:
     lines = [speedup_line("Speedup vs torch, all rows", summary["vs_torch"])]
     lines += [speedup_line(f"  {group}", stats)
@@ -510,6 +559,10 @@ def format_summary(summary: dict) -> str:
                  + f" ({summary['numpy_skipped_rows']} rows skipped)")
     lines.append(speedup_line(f"Batch 1-{SMALL_BATCH_MAX} inference vs torch",
                               summary["small_batch_infer_vs_torch"]))
+    lines.append(ceiling_line("Ceiling vs torch (at the peak), all rows",
+                              summary["ceiling_vs_torch"]))
+    lines.append(ceiling_line(f"  batch 1-{SMALL_BATCH_MAX} inference",
+                              summary["small_batch_infer_ceiling"]))
     share = summary["large_shapes_gemm_share"]
     title = f"Large shapes (B >= {LARGE_B}, H >= {LARGE_H}), share of the GEMM limit"
     lines.append(f"{title}: no rows" if share is None else
@@ -543,6 +596,7 @@ def format_report(result: dict) -> str:
              "\n".join(f"- {n}" for n in result["notes"]), "",
              format_table(result["rows"]), "",
              format_summary(result["summary"]),
+             format_peaks(result["peak_gflops"]),
              f"Benchmark wall time: {result['wall_s']:.1f} s (CPU time of this process: "
              f"{result['process_cpu_s']:.1f} s)"]
     return "\n".join(parts)

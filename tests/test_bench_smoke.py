@@ -63,6 +63,8 @@ def test_times_positive_and_speedups_are_time_ratios(result):
         expected_flop *= 3 if row["mode"] == "train" else 1
         assert row["flop"] == expected_flop
         assert math.isclose(row["pyrnn_gflops"], row["flop"] / row["pyrnn_ms"] / 1e6)
+        assert row["peak_gflops"] == result["peak_gflops"][str(row["threads"])] > 0
+        assert math.isclose(row["ceiling_vs_torch"], row["peak_gflops"] / row["torch_gflops"])
         if row["numpy_skipped"] is None:
             assert row["numpy_ms"] > 0
             assert math.isclose(row["speedup_vs_numpy"], row["numpy_ms"] / row["pyrnn_ms"])
@@ -90,6 +92,9 @@ def test_summary_consistent(result):
     small = [r for r in rows if r["mode"] == "infer" and r["B"] <= 4]
     assert summary["small_batch_infer_vs_torch"]["n"] == len(small)
     assert summary["large_shapes_gemm_share"] is None  # no B >= 32, H >= 512 here
+    ceilings = [r["ceiling_vs_torch"] for r in rows]
+    assert math.isclose(summary["ceiling_vs_torch"]["worst"], min(ceilings))
+    assert summary["small_batch_infer_ceiling"]["n"] == len(small)
     assert summary["numpy_skipped_rows"] == sum(r["numpy_ms"] is None for r in rows)
 
 
@@ -109,8 +114,26 @@ def test_report_has_a_table_line_per_row(result):
     report = bench.format_report(result)
     table = [line for line in report.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + len(result["rows"])  # header + rows
+    assert all(line.rstrip(" |").endswith("x") for line in table[1:])  # the ceiling column
+    assert "Peak (square float32 GEMM): 1 thread " in report and "2 threads " in report
     assert "—" in report  # skipped NumPy reference
     assert "3 x forward" in report
+
+
+def test_peak_is_the_best_of_the_rows_measurements(result):
+    for n in THREADS:
+        mine = [r for r in result["rows"] if r["threads"] == n]
+        assert all(0 < r["peak_gflops_row"] < math.inf for r in mine)
+        assert result["peak_gflops"][str(n)] == max(r["peak_gflops_row"] for r in mine)
+
+
+def test_add_ceilings():
+    rows = [dict(threads=1, peak_gflops_row=90.0, torch_gflops=30.0),
+            dict(threads=1, peak_gflops_row=100.0, torch_gflops=50.0),
+            dict(threads=2, peak_gflops_row=150.0, torch_gflops=200.0)]
+    assert bench.add_ceilings(rows) == {1: 100.0, 2: 150.0}
+    assert [r["peak_gflops"] for r in rows] == [100.0, 100.0, 150.0]
+    assert [r["ceiling_vs_torch"] for r in rows] == [100.0 / 30.0, 2.0, 0.75]
 
 
 def test_shape_sets():
@@ -178,3 +201,32 @@ def test_plot(result, tmp_path):
     png = tmp_path / "speedups.png"
     assert bench.write_plot(result, str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _load_readme_table():
+    spec = importlib.util.spec_from_file_location("readme_table", _BENCH / "readme_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_table_from_the_json(result, tmp_path, capsys):
+    readme_table = _load_readme_table()
+    path = tmp_path / "bench.json"
+    bench.write_json(result, str(path))
+    assert readme_table.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    table = [l for l in lines if l.startswith("| ")]
+    keys = {(r["cell"], r["mode"], r["T"], r["B"], r["I"], r["H"]) for r in result["rows"]}
+    assert len(table) == 1 + len(keys)  # header + one line per shape and mode
+    # 6 shape columns, 5 for the first thread count (with vs numpy), 4 for the second
+    assert all(l.count("|") == 6 + 5 + 4 + 1 for l in table)
+    for n in THREADS:
+        mine = [r["speedup_vs_torch"] for r in result["rows"] if r["threads"] == n]
+        geo = math.exp(sum(map(math.log, mine)) / len(mine))
+        summary = [l for l in lines if l.startswith(f"- {n} thread")]
+        assert len(summary) == 1
+        assert f"**{geo:.2f}x**" in summary[0]
+        assert f"rows below 1.0x: {sum(v < 1 for v in mine)} of {len(mine)}" in summary[0]
+        assert "ceilings" in summary[0]
