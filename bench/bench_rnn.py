@@ -532,17 +532,10 @@ def format_table(rows: list) -> str:
     return "\n".join([line([h for h, *_ in TABLE_COLUMNS]), rule] + [line(c) for c in cells])
 
 
-def speedup_line(title: str, stats: Optional[dict]) -> str:
+def speedup_line(title: str, stats: Optional[dict], low: str = "worst") -> str:
     if stats is None:
         return f"{title}: no rows"
-    return (f"{title}: geometric mean {stats['geomean']:.2f}x, worst {stats['worst']:.2f}x "
-            f"({stats['worst_row']}), {stats['n']} rows")
-
-
-def ceiling_line(title: str, stats: Optional[dict]) -> str:
-    if stats is None:
-        return f"{title}: no rows"
-    return (f"{title}: geometric mean {stats['geomean']:.2f}x, lowest {stats['worst']:.2f}x "
+    return (f"{title}: geometric mean {stats['geomean']:.2f}x, {low} {stats['worst']:.2f}x "
             f"({stats['worst_row']}), {stats['n']} rows")
 
 
@@ -559,10 +552,10 @@ def format_summary(summary: dict) -> str:
                  + f" ({summary['numpy_skipped_rows']} rows skipped)")
     lines.append(speedup_line(f"Batch 1-{SMALL_BATCH_MAX} inference vs torch",
                               summary["small_batch_infer_vs_torch"]))
-    lines.append(ceiling_line("Ceiling vs torch (at the peak), all rows",
-                              summary["ceiling_vs_torch"]))
-    lines.append(ceiling_line(f"  batch 1-{SMALL_BATCH_MAX} inference",
-                              summary["small_batch_infer_ceiling"]))
+    lines.append(speedup_line("Ceiling vs torch (at the peak), all rows",
+                              summary["ceiling_vs_torch"], low="lowest"))
+    lines.append(speedup_line(f"  batch 1-{SMALL_BATCH_MAX} inference",
+                              summary["small_batch_infer_ceiling"], low="lowest"))
     share = summary["large_shapes_gemm_share"]
     title = f"Large shapes (B >= {LARGE_B}, H >= {LARGE_H}), share of the GEMM limit"
     lines.append(f"{title}: no rows" if share is None else
