@@ -62,7 +62,8 @@ from pyrnn import reference as R  # noqa: E402
 if _BENCH_DIR not in sys.path:  # bench/shapes.py, also when this file is loaded by path
     sys.path.insert(0, _BENCH_DIR)
 import shapes as shape_sets  # noqa: E402
-from shapes import CELLS, MODES, Shape  # noqa: E402
+from shapes import (CELLS, LARGE_B, LARGE_H, MODES, SMALL_BATCH_MAX, Shape,  # noqa: E402
+                    is_large, is_small_batch_infer)
 
 try:  # optional: lets the NumPy reference's BLAS use the same thread count as the others
     from threadpoolctl import threadpool_limits
@@ -73,8 +74,6 @@ DEFAULT_REPEATS = 5
 DEFAULT_MIN_RUN_MS = 20.0
 DEFAULT_NUMPY_MAX_GFLOP = 4.0
 NUMPY_MAX_RUNS = 3
-LARGE_B, LARGE_H = 32, 512
-SMALL_BATCH_MAX = 4
 CONTENDERS = ("pyrnn", "torch", "numpy")
 PEAK_N = 512  # the square GEMM of the peak (measured faster than 1024 and 768 on 1-2 cores)
 
@@ -453,16 +452,12 @@ def notes(shapes, numpy_max_gflop: float) -> list:
 # --------------------------------------------------------------------------- summary
 
 
-def geomean(values: list) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
-
-
 def speedup_stats(rows: list, key: str) -> Optional[dict]:
     rated = [r for r in rows if r.get(key) is not None]
     if not rated:
         return None
     worst = min(rated, key=lambda r: r[key])
-    return dict(geomean=geomean([r[key] for r in rated]), worst=worst[key],
+    return dict(geomean=statistics.geometric_mean([r[key] for r in rated]), worst=worst[key],
                 worst_row=row_label(worst), n=len(rated))
 
 
@@ -470,14 +465,14 @@ def share_stats(rows: list) -> Optional[dict]:
     if not rows:
         return None
     shares = [r["gemm_share"] for r in rows]
-    return dict(geomean=geomean(shares), min=min(shares), max=max(shares), n=len(rows))
+    return dict(geomean=statistics.geometric_mean(shares), min=min(shares), max=max(shares), n=len(rows))
 
 
 def summarize(rows: list) -> dict:
     groups = {f"threads={n} {m}": [r for r in rows if r["threads"] == n and r["mode"] == m]
               for n in sorted({r["threads"] for r in rows}) for m in MODES}
-    small = [r for r in rows if r["mode"] == "infer" and r["B"] <= SMALL_BATCH_MAX]
-    large = [r for r in rows if r["B"] >= LARGE_B and r["H"] >= LARGE_H]
+    small = [r for r in rows if is_small_batch_infer(r)]
+    large = [r for r in rows if is_large(r)]
     return dict(
         vs_torch=speedup_stats(rows, "speedup_vs_torch"),
         vs_torch_by_group={k: speedup_stats(v, "speedup_vs_torch") for k, v in groups.items()

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import sys
+from statistics import geometric_mean as geomean
 
-SMALL_BATCH_MAX = 4  # as in bench_rnn.py
-LARGE_B, LARGE_H = 32, 512
-
-
-def geomean(values: list) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
+_BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+if _BENCH_DIR not in sys.path:  # bench/shapes.py, also when this file is loaded by path
+    sys.path.insert(0, _BENCH_DIR)
+from shapes import SMALL_BATCH_MAX, is_large, is_small_batch_infer  # noqa: E402
 
 
 def num(value) -> str:
@@ -79,11 +78,11 @@ def summary_line(rows: list, n: int) -> str:
     numpy = [r["speedup_vs_numpy"] for r in mine if r["speedup_vs_numpy"] is not None]
     if numpy:
         line += f"; vs NumPy {geomean(numpy):.2f}x"
-    small = [r for r in mine if r["mode"] == "infer" and r["B"] <= SMALL_BATCH_MAX]
+    small = [r for r in mine if is_small_batch_infer(r)]
     if small:
         sv = [r["speedup_vs_torch"] for r in small]
         line += f"; batch 1-{SMALL_BATCH_MAX} inference {geomean(sv):.2f}x (worst {min(sv):.2f}x)"
-    large = [r["gemm_share"] for r in mine if r["B"] >= LARGE_B and r["H"] >= LARGE_H]
+    large = [r["gemm_share"] for r in mine if is_large(r)]
     if large:
         line += (f"; large shapes {100 * geomean(large):.0f}% of the GEMM limit "
                  f"(min {100 * min(large):.0f}%)")

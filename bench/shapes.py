@@ -30,6 +30,18 @@ from dataclasses import dataclass, field, replace
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 MODES = ("infer", "train")
+
+# The groups of benchmark rows (dicts with mode, B, H) that the summaries speak of.
+SMALL_BATCH_MAX = 4
+LARGE_B, LARGE_H = 32, 512
+
+
+def is_small_batch_infer(row: dict) -> bool:
+    return row["mode"] == "infer" and row["B"] <= SMALL_BATCH_MAX
+
+
+def is_large(row: dict) -> bool:
+    return row["B"] >= LARGE_B and row["H"] >= LARGE_H
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 

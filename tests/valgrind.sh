@@ -50,8 +50,7 @@ def case(cell, nl, dtype, T, B, I, H, reverse, lengths, nt, seed, w_scale=0.5):
     u = lambda *s, scale=0.5: rng.uniform(-scale, scale, s).astype(dtype)  # noqa: E731
     GH = G[cell] * H
     x = u(T, B, I)
-    w = [u(GH, I, scale=w_scale), u(GH, H, scale=w_scale), u(GH, scale=w_scale),
-         u(GH, scale=w_scale)]
+    w = [u(*s, scale=w_scale) for s in ((GH, I), (GH, H), (GH,), (GH,))]
     lstm = cell == "lstm"
     state = (u(B, H), u(B, H)) if lstm else u(B, H)
     dstate = (u(B, H), u(B, H)) if lstm else u(B, H)
