@@ -21,7 +21,7 @@ from ._blas import single_blas_thread
 from .data import CharLMError, Vocab, chunks, split_train_val, streams, unigram_loss
 from .model import CharLM
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "bits", "perplexity"]
+__all__ = ["TrainConfig", "TrainResult", "train", "train_step", "evaluate", "bits", "perplexity"]
 
 LN2 = math.log(2.0)
 
@@ -201,6 +201,22 @@ def evaluate(model: CharLM, matrix: np.ndarray, chunk: int = 256) -> float:
 
 
 # ---------------------------------------------------------------------- training
+def train_step(model: CharLM, opt: Adam, x: np.ndarray, y: np.ndarray, state=None,
+               clip: float = 1.0):
+    """One step of truncated BPTT: forward ``x [T, B]`` from the carried ``state``, softmax
+    cross-entropy against ``y [T, B]``, backward (not into the state), clipping of the gradient
+    norm to ``clip`` (0: off) and an optimizer step. Returns ``(loss, final state)``; the
+    caller carries the state to the next chunk (and runs it under ``single_blas_thread()``)."""
+    model.zero_grad()
+    logits, state = model.forward(x, state)
+    loss, dlogits = nn.softmax_cross_entropy(logits, y)
+    model.backward(dlogits)
+    if clip > 0:
+        clip_grad_norm(model.grads, clip)
+    opt.step(model.grads)
+    return loss, state
+
+
 def train(text: str, config: Optional[TrainConfig] = None, *, progress: str = "auto",
           log: Optional[Callable[[str], None]] = None, stream=None,
           source: str = "text") -> TrainResult:
@@ -294,13 +310,7 @@ def _train(text, cfg, progress, log, stream, source):
                 threads = tuner.next()
                 model.num_threads = threads
                 t0 = time.perf_counter()
-                model.zero_grad()
-                logits, state = model.forward(x, state)
-                loss, dlogits = nn.softmax_cross_entropy(logits, y)
-                model.backward(dlogits)
-                if cfg.clip > 0:
-                    clip_grad_norm(model.grads, cfg.clip)
-                opt.step(model.grads)
+                loss, state = train_step(model, opt, x, y, state, cfg.clip)
                 dt = time.perf_counter() - t0
                 if not math.isfinite(loss):
                     raise CharLMError(f"training diverged at step {step} (loss {loss}); "
