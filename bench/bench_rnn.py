@@ -14,6 +14,9 @@ Contenders (float32 throughout, the same weights everywhere, copied from the tor
   ``torch.no_grad()`` with the module in eval mode, training with autograd
   (``x.requires_grad``, ``y.backward(dy)`` with a fixed random ``dy``, gradients reset to None
   before each call).
+- onnxrt (inference rows only): ONNX Runtime running one ONNX LSTM/GRU/RNN node with the same
+  weights, ``intra_op_num_threads=n``, its thread pools set not to spin (``onnx_contender``);
+  checked once per row against torch's output. Optional: "—" when it is not installed.
 - numpy: ``pyrnn.reference`` (same API). It is slow on big shapes, so it runs at most
   ``NUMPY_MAX_RUNS`` rounds and is skipped ("—") above ``--numpy-max-gflop`` per call.
 - gemm: the practical GEMM limit, timed side by side with the row (see ``gemm_step``).
@@ -61,9 +64,10 @@ from pyrnn import reference as R  # noqa: E402
 
 if _BENCH_DIR not in sys.path:  # bench/shapes.py, also when this file is loaded by path
     sys.path.insert(0, _BENCH_DIR)
+import onnx_contender  # noqa: E402
 import shapes as shape_sets  # noqa: E402
-from shapes import (CELLS, LARGE_B, LARGE_H, MODES, SMALL_BATCH_MAX, Shape,  # noqa: E402
-                    is_large, is_small_batch_infer)
+from shapes import (CELLS, LARGE_B, LARGE_H, MODES, ONNXRT_BEHIND, SMALL_BATCH_MAX,  # noqa: E402
+                    Shape, is_large, is_small_batch_infer)
 
 try:  # optional: lets the NumPy reference's BLAS use the same thread count as the others
     from threadpoolctl import threadpool_limits
@@ -74,7 +78,7 @@ DEFAULT_REPEATS = 5
 DEFAULT_MIN_RUN_MS = 20.0
 DEFAULT_NUMPY_MAX_GFLOP = 4.0
 NUMPY_MAX_RUNS = 3
-CONTENDERS = ("pyrnn", "torch", "numpy")
+CONTENDERS = ("pyrnn", "torch", "numpy", "onnxrt")
 PEAK_N = 512  # the square GEMM of the peak (measured faster than 1024 and 768 on 1-2 cores)
 
 FLOP_NOTE = ("FLOP convention: forward = 2*T*B*G*H*(I+H) (pointwise work ignored; G = 4 LSTM, "
@@ -180,6 +184,14 @@ def torch_step(problem: Problem, mode: str) -> Callable[[], None]:
         y.backward(dy)
 
     return train_step
+
+
+def onnxrt_step(problem: Problem, threads: int) -> Callable[[], None]:
+    """One ONNX Runtime inference call, after checking its output against torch's once."""
+    with torch.no_grad():
+        expected = problem.module.eval()(torch.from_numpy(problem.x))[0].numpy()
+    return onnx_contender.infer_step(problem.shape.cell, problem.params, problem.x, threads,
+                                     expected)
 
 
 def gemm_step(shape: Shape) -> Callable[[], None]:
@@ -305,6 +317,8 @@ def bench_row(problem: Problem, mode: str, threads: int, repeats: int, min_run_s
     if skip is None:
         contenders.append(Contender("numpy", kernel_step(R, problem, mode, threads),
                                     min(repeats, NUMPY_MAX_RUNS)))
+    if mode == "infer" and onnx_contender.AVAILABLE:
+        contenders.append(Contender("onnxrt", onnxrt_step(problem, threads), repeats))
     with blas_threads(threads):
         times = time_side_by_side(contenders, min_run_s)
 
@@ -320,6 +334,7 @@ def bench_row(problem: Problem, mode: str, threads: int, repeats: int, min_run_s
                 for name in CONTENDERS})
     row.update(speedup_vs_torch=ratio(ms["torch"], ms["pyrnn"]),
                speedup_vs_numpy=ratio(ms["numpy"], ms["pyrnn"]),
+               speedup_vs_onnxrt=ratio(ms["onnxrt"], ms["pyrnn"]),
                numpy_skipped=skip,
                gemm_gflops=gemm_gflops,
                gemm_share=pyrnn_gflops / gemm_gflops,
@@ -368,6 +383,7 @@ def machine_info() -> dict:
         numpy=np.__version__,
         numpy_blas=numpy_blas,
         numpy_blas_threads_limited=threadpool_limits is not None,
+        onnxruntime=onnx_contender.VERSION,
     )
 
 
@@ -405,7 +421,7 @@ def run(shapes, threads=(1, 2), modes=MODES, repeats=DEFAULT_REPEATS, *,
             rows.append(row)
             if progress:
                 progress(f"[{i}/{len(plan)}] {row_label(row)}: pyrnn {row['pyrnn_ms']:.4g} ms, "
-                         f"torch {row['torch_ms']:.4g} ms")
+                         f"torch {row['torch_ms']:.4g} ms, onnxrt {fmt(row['onnxrt_ms'], 'ms')}")
     finally:
         torch.set_num_threads(saved_threads)
     peaks = add_ceilings(rows)
@@ -442,7 +458,11 @@ def notes(shapes, numpy_max_gflop: float) -> list:
             "with threadpoolctl." if threadpool_limits is not None else
             "NumPy reference: pyrnn.reference; its BLAS uses NumPy's own default thread count "
             "(threadpoolctl not installed), whatever the row's threads.")
-    return [FLOP_NOTE, GEMM_NOTE, PEAK_NOTE,
+    onnxrt = (f"ONNX Runtime {onnx_contender.VERSION}: one ONNX LSTM/GRU/RNN node with the same "
+              "weights, CPU provider, intra_op_num_threads = the row's threads, thread pools "
+              "not spinning; inference rows only, output checked against torch's first."
+              if onnx_contender.AVAILABLE else onnx_contender.NOT_INSTALLED)
+    return [FLOP_NOTE, GEMM_NOTE, PEAK_NOTE, onnxrt,
             f"{blas} It runs at most {NUMPY_MAX_RUNS} rounds and is skipped ('—') above "
             f"{numpy_max_gflop:g} GFLOP per call (--numpy-max-gflop).",
             "Times: median over the rounds, contenders alternating run by run after a warm-up; "
@@ -452,13 +472,18 @@ def notes(shapes, numpy_max_gflop: float) -> list:
 # --------------------------------------------------------------------------- summary
 
 
-def speedup_stats(rows: list, key: str) -> Optional[dict]:
+def speedup_stats(rows: list, key: str, below: Optional[float] = None) -> Optional[dict]:
+    """Geometric mean and worst of ``key`` over the rows that have it; with ``below``, also
+    how many are under that value."""
     rated = [r for r in rows if r.get(key) is not None]
     if not rated:
         return None
     worst = min(rated, key=lambda r: r[key])
-    return dict(geomean=statistics.geometric_mean([r[key] for r in rated]), worst=worst[key],
-                worst_row=row_label(worst), n=len(rated))
+    stats = dict(geomean=statistics.geometric_mean([r[key] for r in rated]), worst=worst[key],
+                 worst_row=row_label(worst), n=len(rated))
+    if below is not None:
+        stats.update(below=below, n_below=sum(r[key] < below for r in rated))
+    return stats
 
 
 def share_stats(rows: list) -> Optional[dict]:
@@ -478,6 +503,8 @@ def summarize(rows: list) -> dict:
         vs_torch_by_group={k: speedup_stats(v, "speedup_vs_torch") for k, v in groups.items()
                            if v},
         vs_numpy=speedup_stats(rows, "speedup_vs_numpy"),
+        vs_onnxrt_by_group={k: speedup_stats(v, "speedup_vs_onnxrt", below=ONNXRT_BEHIND)
+                            for k, v in groups.items() if k.endswith(" infer") and v},
         numpy_skipped_rows=sum(r["numpy_ms"] is None for r in rows),
         small_batch_infer_vs_torch=speedup_stats(small, "speedup_vs_torch"),
         ceiling_vs_torch=speedup_stats(rows, "ceiling_vs_torch"),
@@ -506,14 +533,16 @@ TABLE_COLUMNS = [  # (header, row key, format kind, right-aligned)
     ("threads", "threads", "str", True), ("T", "T", "str", True), ("B", "B", "str", True),
     ("I", "I", "str", True), ("H", "H", "str", True),
     ("pyrnn ms", "pyrnn_ms", "ms", True), ("torch ms", "torch_ms", "ms", True),
-    ("numpy ms", "numpy_ms", "ms", True), ("pyrnn GFLOP/s", "pyrnn_gflops", "num", True),
+    ("numpy ms", "numpy_ms", "ms", True), ("onnxrt ms", "onnxrt_ms", "ms", True),
+    ("pyrnn GFLOP/s", "pyrnn_gflops", "num", True),
     ("vs torch", "speedup_vs_torch", "x", True), ("vs numpy", "speedup_vs_numpy", "x", True),
+    ("vs onnxrt", "speedup_vs_onnxrt", "x", True),
     ("% GEMM limit", "gemm_share", "pct", True), ("ceiling", "ceiling_vs_torch", "x", True),
 ]
 
 
 def format_table(rows: list) -> str:
-    cells = [[fmt(r[key], kind) if kind != "str" else str(r[key])
+    cells = [[fmt(r.get(key), kind) if kind != "str" else str(r[key])  # get: older JSON
               for _, key, kind, _ in TABLE_COLUMNS] for r in rows]
     widths = [max([len(h)] + [len(c[i]) for c in cells])
               for i, (h, *_rest) in enumerate(TABLE_COLUMNS)]
@@ -530,8 +559,11 @@ def format_table(rows: list) -> str:
 def speedup_line(title: str, stats: Optional[dict], low: str = "worst") -> str:
     if stats is None:
         return f"{title}: no rows"
-    return (f"{title}: geometric mean {stats['geomean']:.2f}x, {low} {stats['worst']:.2f}x "
+    line = (f"{title}: geometric mean {stats['geomean']:.2f}x, {low} {stats['worst']:.2f}x "
             f"({stats['worst_row']}), {stats['n']} rows")
+    if "below" in stats:
+        line += f", {stats['n_below']} below {stats['below']:.2f}x"
+    return line
 
 
 def format_peaks(peaks: dict) -> str:
@@ -545,6 +577,10 @@ def format_summary(summary: dict) -> str:
               for group, stats in summary["vs_torch_by_group"].items()]
     lines.append(speedup_line("Speedup vs NumPy reference", summary["vs_numpy"])
                  + f" ({summary['numpy_skipped_rows']} rows skipped)")
+    vs_onnxrt = {g: st for g, st in summary.get("vs_onnxrt_by_group", {}).items() if st}
+    if vs_onnxrt:  # none without ONNX Runtime (the notes say so) or without inference rows
+        lines.append("Speedup vs ONNX Runtime (inference rows):")
+        lines += [speedup_line(f"  {group}", stats) for group, stats in vs_onnxrt.items()]
     lines.append(speedup_line(f"Batch 1-{SMALL_BATCH_MAX} inference vs torch",
                               summary["small_batch_infer_vs_torch"]))
     lines.append(speedup_line("Ceiling vs torch (at the peak), all rows",
@@ -561,8 +597,10 @@ def format_summary(summary: dict) -> str:
 
 
 def format_header(machine: dict) -> str:
+    onnxrt = machine.get("onnxruntime")  # None: not installed (the notes say so) or older JSON
     return (f"pyrnn {machine['pyrnn']} ({machine['pyrnn_isa']}) vs torch {machine['torch']} "
             f"({machine['torch_blas']}) vs numpy {machine['numpy']} ({machine['numpy_blas']}) "
+            + (f"vs ONNX Runtime {onnxrt} " if onnxrt else "") +
             f"on {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, {machine['date']}; "
             f"load average (1/5/15 min) {machine['load_average_start']} at start, "
             f"{machine['load_average_end']} at end")

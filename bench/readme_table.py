@@ -15,7 +15,7 @@ from statistics import geometric_mean as geomean
 _BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 if _BENCH_DIR not in sys.path:  # bench/shapes.py, also when this file is loaded by path
     sys.path.insert(0, _BENCH_DIR)
-from shapes import SMALL_BATCH_MAX, is_large, is_small_batch_infer  # noqa: E402
+from shapes import ONNXRT_BEHIND, SMALL_BATCH_MAX, is_large, is_small_batch_infer  # noqa: E402
 
 
 def num(value) -> str:
@@ -36,16 +36,22 @@ def label(row: dict) -> str:
     return f"{row['cell']} {row['mode']} T={row['T']} B={row['B']} I={row['I']} H={row['H']}"
 
 
+def has_onnxrt(rows: list) -> bool:
+    """Whether ONNX Runtime was measured (JSON files from before it have no such field)."""
+    return any(r.get("speedup_vs_onnxrt") is not None for r in rows)
+
+
 def table(rows: list) -> str:
     threads = sorted({r["threads"] for r in rows})
     by_key = {(shape_key(r), r["threads"]): r for r in rows}
     keys = list(dict.fromkeys(shape_key(r) for r in rows))
+    onnxrt = has_onnxrt(rows)
     header = ["cell", "mode", "T", "B", "I", "H"]
     align = ["---"] * 2 + ["--:"] * 4
     for k, n in enumerate(threads):
         what = f"{n} thread{'s' * (n > 1)}"
-        cols = [f"{what}: pyrnn ms", "torch ms", "vs torch", "ceiling"] + (["vs numpy"] if k == 0
-                                                                           else [])
+        cols = ([f"{what}: pyrnn ms", "torch ms", "vs torch", "ceiling"]
+                + (["vs numpy"] if k == 0 else []) + (["vs ONNX Runtime"] if onnxrt else []))
         header += cols
         align += ["--:"] * len(cols)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
@@ -54,12 +60,14 @@ def table(rows: list) -> str:
         for k, n in enumerate(threads):
             r = by_key.get((key, n))
             if r is None:
-                cells += ["—"] * (5 if k == 0 else 4)
+                cells += ["—"] * (4 + (k == 0) + onnxrt)
                 continue
             cells += [num(r["pyrnn_ms"]), num(r["torch_ms"]), times(r["speedup_vs_torch"]),
                       times(r.get("ceiling_vs_torch"))]
             if k == 0:
                 cells.append(times(r["speedup_vs_numpy"]))
+            if onnxrt:
+                cells.append(times(r.get("speedup_vs_onnxrt")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -78,6 +86,13 @@ def summary_line(rows: list, n: int) -> str:
     numpy = [r["speedup_vs_numpy"] for r in mine if r["speedup_vs_numpy"] is not None]
     if numpy:
         line += f"; vs NumPy {geomean(numpy):.2f}x"
+    onnxrt = [r for r in mine if r.get("speedup_vs_onnxrt") is not None]
+    if onnxrt:
+        ov = [r["speedup_vs_onnxrt"] for r in onnxrt]
+        low = min(onnxrt, key=lambda r: r["speedup_vs_onnxrt"])
+        line += (f"; inference vs ONNX Runtime {geomean(ov):.2f}x (worst "
+                 f"{low['speedup_vs_onnxrt']:.2f}x, {label(low)}; rows below {ONNXRT_BEHIND}x: "
+                 f"{sum(v < ONNXRT_BEHIND for v in ov)} of {len(ov)})")
     small = [r for r in mine if is_small_batch_infer(r)]
     if small:
         sv = [r["speedup_vs_torch"] for r in small]

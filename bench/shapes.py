@@ -34,6 +34,7 @@ MODES = ("infer", "train")
 # The groups of benchmark rows (dicts with mode, B, H) that the summaries speak of.
 SMALL_BATCH_MAX = 4
 LARGE_B, LARGE_H = 32, 512
+ONNXRT_BEHIND = 0.95  # rows below this speedup vs ONNX Runtime are counted as pyrnn behind
 
 
 def is_small_batch_infer(row: dict) -> bool:

@@ -6,9 +6,10 @@ import math
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 _BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
 
@@ -24,6 +25,7 @@ def _load_bench():
 
 bench = _load_bench()
 Shape = bench.Shape
+ONNXRT = bench.onnx_contender.AVAILABLE  # onnx and onnxruntime installed (the bench extra)
 
 SHAPES = [
     Shape("lstm", 3, 2, 5, 4),
@@ -220,8 +222,9 @@ def test_readme_table_from_the_json(result, tmp_path, capsys):
     table = [l for l in lines if l.startswith("| ")]
     keys = {(r["cell"], r["mode"], r["T"], r["B"], r["I"], r["H"]) for r in result["rows"]}
     assert len(table) == 1 + len(keys)  # header + one line per shape and mode
-    # 6 shape columns, 5 for the first thread count (with vs numpy), 4 for the second
-    assert all(l.count("|") == 6 + 5 + 4 + 1 for l in table)
+    # 6 shape columns, 5 for the first thread count (with vs numpy), 4 for the second, and
+    # one more per thread count with ONNX Runtime
+    assert all(l.count("|") == 6 + 5 + 4 + 2 * ONNXRT + 1 for l in table)
     for n in THREADS:
         mine = [r["speedup_vs_torch"] for r in result["rows"] if r["threads"] == n]
         geo = math.exp(sum(map(math.log, mine)) / len(mine))
@@ -230,3 +233,136 @@ def test_readme_table_from_the_json(result, tmp_path, capsys):
         assert f"**{geo:.2f}x**" in summary[0]
         assert f"rows below 1.0x: {sum(v < 1 for v in mine)} of {len(mine)}" in summary[0]
         assert "ceilings" in summary[0]
+        onnx = [r["speedup_vs_onnxrt"] for r in result["rows"]
+                if r["threads"] == n and r["mode"] == "infer"]
+        if ONNXRT:
+            geo = math.exp(sum(map(math.log, onnx)) / len(onnx))
+            assert f"inference vs ONNX Runtime {geo:.2f}x (worst {min(onnx):.2f}x" in summary[0]
+            assert (f"rows below 0.95x: {sum(v < 0.95 for v in onnx)} of {len(onnx)})"
+                    in summary[0])
+        else:
+            assert "ONNX Runtime" not in summary[0]
+
+
+def _without_onnxrt(result):
+    """``result`` as a JSON file from before ONNX Runtime was a contender would have it."""
+    old = json.loads(json.dumps(result))
+    for row in old["rows"]:
+        for key in [k for k in row if "onnxrt" in k]:
+            del row[key]
+        row["runs_ms"].pop("onnxrt", None)  # train rows have none
+    del old["summary"]["vs_onnxrt_by_group"], old["machine"]["onnxruntime"]
+    old["notes"] = [n for n in old["notes"] if "ONNX Runtime" not in n]
+    return old
+
+
+def test_readme_table_and_report_read_older_json(result):
+    if not ONNXRT:
+        pytest.skip("onnxruntime not installed: the smoke run has no ONNX Runtime data")
+    readme_table = _load_readme_table()
+    old = _without_onnxrt(result)
+    out = readme_table.report(old)
+    assert "ONNX Runtime" not in out
+    table = [l for l in out.splitlines() if l.startswith("| ")]
+    assert all(l.count("|") == 6 + 5 + 4 + 1 for l in table)
+    assert table[0].endswith("| vs torch | ceiling |")
+    report = bench.format_report(old)
+    assert "ONNX Runtime" not in report
+    rows = _onnxrt_cells(report)
+    assert rows == [("—", "—")] * len(old["rows"])
+
+
+def _onnxrt_cells(report):
+    """The (onnxrt ms, vs onnxrt) cells of each row of bench_rnn's printed table."""
+    table = [[c.strip() for c in l.split("|")] for l in report.splitlines()
+             if l.startswith("| ")]
+    ms, vs = table[0].index("onnxrt ms"), table[0].index("vs onnxrt")
+    return [(cells[ms], cells[vs]) for cells in table[1:]]
+
+
+# --------------------------------------------------------------------------- ONNX Runtime
+
+
+@pytest.mark.parametrize("cell", bench.CELLS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_onnxrt_output_equals_torch(cell, threads):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    problem = bench.make_problem(Shape(cell, 6, 3, 5, 7), seed=3)
+    step = bench.onnxrt_step(problem, threads)
+    with torch.no_grad():
+        expected = problem.module(torch.from_numpy(problem.x))[0].numpy()
+    y = step()
+    assert y.shape == (6, 3, 7) and y.dtype == np.float32
+    assert np.abs(expected).max() > 0.1  # not a trivially small output
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(step(), y)  # the callable runs the same model again
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_onnxrt_wrong_gate_order_is_refused(cell, monkeypatch):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    oc = bench.onnx_contender
+    identity = tuple(range(len(oc.GATE_ORDER[cell])))  # PyTorch's order, unconverted
+    monkeypatch.setitem(oc.GATE_ORDER, cell, identity)
+    problem = bench.make_problem(Shape(cell, 4, 2, 3, 5), seed=0)
+    with pytest.raises(RuntimeError, match=f"ONNX Runtime {cell}: output differs from torch"):
+        bench.onnxrt_step(problem, 1)
+
+
+def test_onnxrt_only_on_infer_rows(result):
+    if not ONNXRT:
+        pytest.skip("onnxruntime not installed")
+    for row in result["rows"]:
+        if row["mode"] == "infer":
+            assert row["onnxrt_ms"] > 0 and len(row["runs_ms"]["onnxrt"]) == 1
+            assert math.isclose(row["onnxrt_ms"], row["runs_ms"]["onnxrt"][0])
+            assert math.isclose(row["speedup_vs_onnxrt"], row["onnxrt_ms"] / row["pyrnn_ms"])
+            assert math.isclose(row["onnxrt_gflops"], row["flop"] / row["onnxrt_ms"] / 1e6)
+        else:
+            assert row["onnxrt_ms"] is None and row["speedup_vs_onnxrt"] is None
+            assert row["onnxrt_gflops"] is None and "onnxrt" not in row["runs_ms"]
+    assert result["machine"]["onnxruntime"] == bench.onnx_contender.ort.__version__
+
+
+def test_onnxrt_summary_and_report(result):
+    if not ONNXRT:
+        pytest.skip("onnxruntime not installed")
+    summary = result["summary"]["vs_onnxrt_by_group"]
+    assert set(summary) == {f"threads={n} infer" for n in THREADS}
+    report = bench.format_report(result)
+    lines = report.splitlines()
+    header = lines.index("Speedup vs ONNX Runtime (inference rows):")
+    for k, n in enumerate(THREADS):
+        mine = [r for r in result["rows"] if r["threads"] == n and r["mode"] == "infer"]
+        speedups = [r["speedup_vs_onnxrt"] for r in mine]
+        stats = summary[f"threads={n} infer"]
+        assert stats["n"] == len(mine) == 3
+        assert math.isclose(stats["geomean"], math.exp(sum(map(math.log, speedups)) / 3))
+        assert stats["worst"] == min(speedups)
+        assert stats["n_below"] == sum(v < 0.95 for v in speedups) and stats["below"] == 0.95
+        worst = min(mine, key=lambda r: r["speedup_vs_onnxrt"])
+        assert lines[header + 1 + k] == (
+            f"  threads={n} infer: geometric mean {stats['geomean']:.2f}x, worst "
+            f"{stats['worst']:.2f}x ({bench.row_label(worst)}), 3 rows, "
+            f"{stats['n_below']} below 0.95x")
+    for row, (ms, vs) in zip(result["rows"], _onnxrt_cells(report)):
+        assert (ms, vs) == ((bench.fmt(row["onnxrt_ms"], "ms"), bench.fmt(
+            row["speedup_vs_onnxrt"], "x")) if row["mode"] == "infer" else ("—", "—"))
+    assert f"vs ONNX Runtime {result['machine']['onnxruntime']} on " in lines[0]
+
+
+def test_without_onnxrt_the_bench_runs_and_says_so_once(monkeypatch):
+    monkeypatch.setattr(bench.onnx_contender, "AVAILABLE", False)
+    monkeypatch.setattr(bench.onnx_contender, "VERSION", None)
+    result = bench.run([Shape("gru", 2, 1, 3, 4)], (1,), ("infer",), repeats=1, min_run_ms=0.0)
+    (row,) = result["rows"]
+    assert row["pyrnn_ms"] > 0 and row["torch_ms"] > 0
+    assert row["onnxrt_ms"] is None and row["speedup_vs_onnxrt"] is None
+    assert "onnxrt" not in row["runs_ms"]
+    assert result["summary"]["vs_onnxrt_by_group"] == {"threads=1 infer": None}
+    report = bench.format_report(result)
+    assert report.count("ONNX Runtime") == 1
+    assert bench.onnx_contender.NOT_INSTALLED in report
+    assert _onnxrt_cells(report) == [("—", "—")]
