@@ -1,6 +1,8 @@
 // Picks the instruction-set build of the kernels once, at import.
 #pragma once
 
+#include <string>
+
 #include "pyrnn/common.h"
 
 namespace pyrnn {
@@ -11,6 +13,9 @@ const KernelTable& kernels();
 
 // Names of the builds compiled into this module, best first.
 const char* available_isas();
+
+// The builds this CPU (and OS) can run, best first.
+std::string supported_isas();
 
 }  // namespace bind
 }  // namespace pyrnn

@@ -5,6 +5,7 @@
 
 #include "array_pool.h"
 #include "dispatch.h"
+#include "pyrnn/cache_info.h"
 #include "pyrnn/parallel.h"
 #include "pyrnn/thread_plan.h"
 
@@ -24,6 +25,7 @@ void register_cuda(py::module_& m);  // register_cuda.cpp, built with -DPYRNN_CU
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyrnn compiled kernels (raw bindings; use pyrnn.functional)";
+  pyrnn::bind::kernels();  // picks the build now: a bad PYRNN_ISA fails the import, not a call
   pyrnn::bind::register_kernels(m);
 #ifdef PYRNN_HAVE_CUDA
   pyrnn::bind::register_cuda(m);
@@ -31,6 +33,21 @@ PYBIND11_MODULE(_core, m) {
   m.def("isa", [] { return pyrnn::bind::kernels().isa; },
         "Instruction-set build of the kernels in use.");
   m.def("available_isas", [] { return pyrnn::bind::available_isas(); });
+  m.def("supported_isas", [] { return pyrnn::bind::supported_isas(); },
+        "The compiled instruction-set builds this CPU and OS can run, best first.");
+  m.def("set_flush_denormals", [](bool on) { pyrnn::bind::kernels().set_flush_denormals(on); },
+        py::arg("enabled"),
+        "Whether kernel threads flush subnormal floats to zero (FTZ/DAZ) during a call.");
+  m.def("flush_denormals", [] { return pyrnn::bind::kernels().flush_denormals(); });
+  m.def("cache_sizes", [] {
+    const auto& c = pyrnn::cache_sizes();
+    py::dict d;
+    d["l1d"] = static_cast<long long>(c.l1d);
+    d["l2"] = static_cast<long long>(c.l2);
+    d["l3"] = static_cast<long long>(c.l3);
+    d["source"] = c.source;
+    return d;
+  }, "The data cache sizes (bytes) the kernels' tuning rules are derived from, and their source.");
   m.def("max_threads", [] { return pyrnn::max_threads(); },
         "OpenMP's default thread count (OMP_NUM_THREADS or the core count).");
   m.def(

@@ -2,6 +2,7 @@
 #include <Eigen/Core>
 
 #include "pyrnn/kernels.h"
+#include "pyrnn/parallel.h"
 
 
 namespace pyrnn {
@@ -35,18 +36,24 @@ void backward(CellKind k, const BackwardArgs<T>& a) {
 }
 
 const char* eigen_simd() {
-#if defined(EIGEN_VECTORIZE_AVX2) && defined(EIGEN_VECTORIZE_FMA)
+#if defined(EIGEN_VECTORIZE_AVX512) && defined(EIGEN_VECTORIZE_FMA)
+  return "AVX-512, FMA";
+#elif defined(EIGEN_VECTORIZE_AVX2) && defined(EIGEN_VECTORIZE_FMA)
   return "AVX2, FMA";
 #else
   return Eigen::SimdInstructionSetsInUse();
 #endif
 }
 
+void set_flush_denormals(bool on) { flush_denormals_flag().store(on); }
+bool flush_denormals() { return flush_denormals_flag().load(); }
+
 }  // namespace
 
 const KernelTable& kernel_table() {
-  static const KernelTable table{PYRNN_ISA_NAME, &forward<float>, &forward<double>,
-                                 &backward<float>, &backward<double>, &eigen_simd};
+  static const KernelTable table{PYRNN_ISA_NAME,      &forward<float>,  &forward<double>,
+                                 &backward<float>,    &backward<double>, &eigen_simd,
+                                 &set_flush_denormals, &flush_denormals};
   return table;
 }
 

@@ -112,6 +112,8 @@ struct KernelTable {
   void (*backward_f32)(CellKind, const BackwardArgs<float>&);
   void (*backward_f64)(CellKind, const BackwardArgs<double>&);
   const char* (*eigen_simd)();
+  void (*set_flush_denormals)(bool);  // FTZ/DAZ in this build's kernel threads (default on)
+  bool (*flush_denormals)();
 };
 
 }  // namespace pyrnn

@@ -5,8 +5,9 @@
 #include <Eigen/Core>
 #include <type_traits>
 
+#include "cache_info.h"
 #include "common.h"
-#include "dots_avx2.h"  // the float overload of gemm_nt_dots on the AVX2+FMA build
+#include "dots.h"  // the float overload of gemm_nt_dots on the AVX2 and AVX-512 builds
 
 namespace pyrnn {
 
@@ -21,24 +22,24 @@ using ConstMatMap = Eigen::Map<const RowMat<T>, Eigen::Unaligned, Eigen::OuterSt
 // read once and stays in L1 for all M rows. Eigen's GEMM would first copy (pack) all of B, which
 // for a few rows costs as much as the product (bench: single-step T=1 calls, batch 1-8).
 constexpr index_t kDotRows = 8;
-#ifdef PYRNN_DOTS_AVX2
-// The float AVX2 tiles (dots_avx2.h) run at Eigen's GEMM rate from about 32 rows on (micro-
+#ifdef PYRNN_DOTS
+// The float AVX2 tiles (dots.h) run at Eigen's GEMM rate from about 32 rows on (micro-
 // benchmark, one thread, weights hot: M=32 N=1024 K=256 0.171 ms both, M=25 N=2048 K=512
 // 0.52 vs 0.65 ms), and up to 64 rows while Eigen's packing of B has to stream weights of
 // 4 MiB or more through L3 (M=64: N=2048 K=512 1.33 vs 1.37 ms, N=3072 K=1024 4.4 vs 5.2 ms;
-// with smaller weights Eigen wins there: N=600 K=700 0.56 vs 0.52 ms).
-constexpr index_t kDotRowsAvx2 = 32;
-constexpr index_t kDotRowsAvx2LargeWeights = 64;
-constexpr double kLargeWeightElems = 1048576.0;
+// with smaller weights Eigen wins there: N=600 K=700 0.56 vs 0.52 ms; on 1 MiB of L2).
+constexpr index_t kDotRowsSimd = 32;
+constexpr index_t kDotRowsSimdLargeWeights = 64;
+inline double large_weight_bytes() { return 4.0 * cache_sizes().l2; }
 #endif
 
 // Whether C[M,N] = A[M,K] B[N,K]^T runs as dot products (gemm_nt_dots) rather than Eigen's GEMM.
 template <typename T>
 inline bool use_dots(index_t M, index_t N, index_t K) {
-#ifdef PYRNN_DOTS_AVX2
+#ifdef PYRNN_DOTS
   if (std::is_same<T, float>::value)
-    return M <= kDotRowsAvx2 ||
-           (M <= kDotRowsAvx2LargeWeights && double(N) * double(K) >= kLargeWeightElems);
+    return M <= kDotRowsSimd ||
+           (M <= kDotRowsSimdLargeWeights && 4.0 * double(N) * double(K) >= large_weight_bytes());
 #endif
   (void)N;
   (void)K;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "cache_info.h"
 #include "common.h"
 #include "gemm.h"
 
@@ -18,10 +19,30 @@ inline index_t round_up(index_t v, index_t m) { return (v + m - 1) / m * m; }
 template <typename T>
 struct PackedWeights {
   using Traits = Eigen::internal::gebp_traits<T, T>;
-  static constexpr index_t kDepthBlock = 256;  // K per panel: the per-step operand stays in L1/L2
-  static constexpr index_t kAlign = 16;        // elements; packed blocks start 64-byte aligned
+  static constexpr index_t kAlign = 16;  // elements; packed blocks start 64-byte aligned
 
-  static index_t depth_blocks(index_t K) { return (K + kDepthBlock - 1) / kDepthBlock; }
+  // The most depth (K) per packed block: Eigen's micro-kernel re-reads one mr-row weight panel
+  // of the block for every nr rows of X, so the panel (mr x kc) is kept within 3/4 of L1d
+  // (AVX-512 float on 48 KiB: 192, where 256 ran M=32 N=1024 K=256 at 122 instead of 167
+  // GFLOP/s; AVX2 float on 32 KiB: 256, the depth tuned there by hand).
+  static index_t max_depth_block() {
+    static const index_t v = std::clamp<index_t>(
+        index_t(0.75 * cache_sizes().l1d / double(Traits::mr * index_t(sizeof(T)))) / 8 * 8, 64,
+        512);
+    return v;
+  }
+  // The depth of K's blocks: K in equal blocks of at most max_depth_block() (a multiple of 8;
+  // the last block may be shorter). 256 as 2 x 128 rather than 192 + 64 (113 vs 167 GFLOP/s).
+  static index_t depth_block(index_t K) {
+    const index_t kmax = max_depth_block();
+    if (K <= kmax) return K;
+    const index_t blocks = (K + kmax - 1) / kmax;
+    return std::min(kmax, round_up((K + blocks - 1) / blocks, 8));
+  }
+  static index_t depth_blocks(index_t K) {
+    const index_t kc = depth_block(K);
+    return kc > 0 ? (K + kc - 1) / kc : 0;
+  }
 
   // Upper bound on the packed size of an N x K matrix, padding included.
   static index_t storage(index_t N, index_t K) {
@@ -31,7 +52,7 @@ struct PackedWeights {
   // Per-step scratch for an M x K operand times up to N packed rows: the packed operand, and
   // for a partial last panel its zero-padded rows and result (multiply_add).
   static index_t scratch(index_t M, index_t K, index_t N) {
-    const index_t kc = std::min(kDepthBlock, K), nr = Traits::nr;
+    const index_t kc = depth_block(K), nr = Traits::nr;
     return round_up(kc * M, kAlign) + round_up(kc * nr, kAlign) * 2 + round_up(N * nr, kAlign) +
            kAlign;
   }
@@ -57,8 +78,9 @@ struct PackedWeights {
     if (N == 0) return;
     const Mapper w(W, ld);
     T* out = dst;
-    for (index_t k = 0; k < K; k += kDepthBlock) {
-      const index_t kc = std::min(kDepthBlock, K - k);
+    const index_t kb_depth = depth_block(K);
+    for (index_t k = 0; k < K; k += kb_depth) {
+      const index_t kc = std::min(kb_depth, K - k);
       pack_lhs(out, w.getSubMapper(0, k), kc, N);
       out += round_up(N * kc, kAlign);
     }
@@ -81,7 +103,7 @@ struct PackedWeights {
     K = depth;
   }
 
-#ifdef PYRNN_DOTS_AVX2
+#ifdef PYRNN_DOTS
   // For products with one or two rows, where the packed kernel pads every row to a panel of
   // nr (float, AVX2 build): copy W (N x K, element (n, k) at W[n + k*ld]) into dst (N*K
   // elements) as a row-major [N, K] matrix and multiply by that in place, as dot tiles.
@@ -126,13 +148,13 @@ struct PackedWeights {
     // every depth block, as GEBP does for whole panels: each element gets the same sums in the
     // same order whichever panel it is in (the batch split's threads have their partial
     // panels at other rows than one thread has).
-#ifdef PYRNN_DOTS_AVX2
+#ifdef PYRNN_DOTS
     constexpr bool own_rows = std::is_same<T, float>::value;
 #else
     constexpr bool own_rows = false;
 #endif
     constexpr index_t nr = Traits::nr;
-    const index_t kmax = std::min(kDepthBlock, K);
+    const index_t kmax = depth_block(K);
     const index_t rem =
         own_rows || M % nr >= std::max<index_t>(nr - 2, 2) ? M % nr : 0, full = M - rem;
     T* packed = work;                                        // [kc, full] packed rows of X
@@ -148,8 +170,8 @@ struct PackedWeights {
     if (padded) std::fill_n(x_rem, nr * kmax, T(0));
     const RhsMapper x(X, ldx);  // X^T as a K x M column-major matrix
     const RhsMapper xr(x_rem, kmax);
-    for (index_t k = 0, kb = 0; k < K; k += kDepthBlock, ++kb) {
-      const index_t kc = std::min(kDepthBlock, K - k);
+    for (index_t k = 0, kb = 0; k < K; k += kmax, ++kb) {
+      const index_t kc = std::min(kmax, K - k);
       if (full) pack_rhs(packed, x.getSubMapper(k, 0), kc, full);
       if (padded) {
         for (index_t r = 0; r < rem; ++r)
@@ -159,15 +181,15 @@ struct PackedWeights {
       for (int q = 0; q < count; ++q) {
         const PackedWeights& wq = w[q];
         if (wq.N == 0) continue;
-        const T* a = wq.data + kb * round_up(wq.N * kDepthBlock, kAlign);  // depth block kb
+        const T* a = wq.data + kb * round_up(wq.N * kmax, kAlign);  // depth block kb
         // C^T as an N x M column-major matrix
         if (full) gebp(ResMapper(C + q * c_step, ldc), a, packed, wq.N, kc, full, T(1));
         if (!rem) continue;
         T* c_left = C + q * c_step + full * ldc;  // the rows left over
         const index_t own = own_of(wq);
-#ifdef PYRNN_DOTS_AVX2
+#ifdef PYRNN_DOTS
         if constexpr (own_rows) {
-          static_assert(Traits::mr == 24, "panel_rows reads Eigen's 24-row panels");
+          static_assert(Traits::mr == dots::kPanelRows, "panel_rows reads Eigen's panels");
           for (index_t i = 0; i < own; i += Traits::mr)
             dots::panel_rows(rem, kc, a + i * kc, X + full * ldx + k, ldx, c_left + i, ldc);
         }

@@ -60,7 +60,7 @@ constexpr index_t kInputRowBlock = 64;  // rows of x per packed input-projection
 // kernel wins since it pads a partial panel of rows (packed_gemm.h; A/B, float32 LSTM
 // inference, B=3: H=333 T=64 5.9 -> 4.4 ms, H=512 T=64 13.3 -> 11.4 ms; at B=2 it is 4-10%
 // slower at H=512). Backward's unpacked product is Eigen's GEMM, which packs on every call, so
-// it packs once whenever there is more than one step. Two rows in float32 on AVX2 are the
+// it packs once whenever there is more than one step. Two rows in float32 on AVX2/512 are the
 // exception: against the packed panels (dots::panel_rows) they run faster than as dot products
 // once the copy is repaid, by enough steps or small weights (A/B, one thread, LSTM inference
 // B=2: T=100 H=128 0.84 -> 0.67 ms, H=256 3.65 -> 2.94 ms, H=384 8.4 -> 6.2 ms, T=200 H=512
@@ -75,22 +75,26 @@ constexpr index_t kInputRowBlock = 64;  // rows of x per packed input-projection
 // 28.1 -> 17.5 ms, T=16 17.8 -> 14.0 ms; B=1 T=25 13.7 -> 12.2 ms and 16.7 -> 14.2 ms; but
 // B=1 T=16 0.94x, GRU B=1 T=20 0.89x, GRU B=2 T=10 0.93x). With the weights split over two
 // threads (8 MiB each) the in-place rows stayed ahead there (T=25: 0.76x and 0.85x packed).
+// (Measured on cores with 1 MiB of L2: the byte limits below are that L2's multiples.)
 constexpr index_t kForwardDotRows = 2;
 constexpr index_t kPackedTwoRowsMinSteps = 32;
-constexpr double kPackedTwoRowsMaxBytes = 1048576.0;  // weights packed for any number of steps
-constexpr double kPackedLargeMinBytes = 10485760.0;   // 10 MiB
+// Weights packed for any number of steps: they fit one core's L2.
+inline double packed_two_rows_max_bytes() { return cache_sizes().l2; }
+// Weights streamed from far beyond L2 every step (10 MiB on 1 MiB of L2).
+inline double packed_large_min_bytes() { return 10.0 * cache_sizes().l2; }
 constexpr index_t kPackedLargeMinSteps[3] = {0, 24, 16};  // by rows, with one thread's weights
 template <typename T>
 inline bool prepack_forward(index_t steps, index_t B, double weight_bytes, int threads) {
   if (steps < 2) return false;
   if (B > kForwardDotRows) return true;
-#ifdef PYRNN_DOTS_AVX2
+#ifdef PYRNN_DOTS
   if constexpr (std::is_same<T, float>::value) {
     if (B == 0) return false;
-    const bool large = weight_bytes >= kPackedLargeMinBytes;
-    const bool large_per_thread = weight_bytes / std::max(threads, 1) >= kPackedLargeMinBytes;
+    const double large_bytes = packed_large_min_bytes();
+    const bool large = weight_bytes >= large_bytes;
+    const bool large_per_thread = weight_bytes / std::max(threads, 1) >= large_bytes;
     if (large_per_thread && steps >= kPackedLargeMinSteps[B]) return true;
-    return B == 2 ? steps >= kPackedTwoRowsMinSteps || weight_bytes <= kPackedTwoRowsMaxBytes
+    return B == 2 ? steps >= kPackedTwoRowsMinSteps || weight_bytes <= packed_two_rows_max_bytes()
                   : steps >= kPackedTwoRowsMinSteps && large;
   }
 #endif
@@ -100,14 +104,14 @@ inline bool prepack_forward(index_t steps, index_t B, double weight_bytes, int t
 }
 inline bool prepack_backward(index_t T) { return T >= 2; }
 // Backward's per-step products with this many rows or fewer take the weights as a transposed
-// row-major copy and run as dot tiles, not packed, while the weights are smaller than 1 MiB
-// (both copy the weights once per call). From 1 MiB on the packed panels win (A/B, one
+// row-major copy and run as dot tiles, not packed, while the weights are smaller than one
+// core's L2 (both copy the weights once per call). From there on the packed panels win (A/B, one
 // thread, training: LSTM B=2 T=100 H=384 18.9 -> 18.1 ms, H=768 82.3 -> 74.4 ms, T=50 H=1024
 // 115.7 -> 92.7 ms, B=1 T=10 H=1024 30.1 -> 25.0 ms; GRU B=2 T=100 H=1024 118.2 -> 106.7 ms;
 // two threads, LSTM B=2 T=25 H=1024 30.5 -> 26.9 ms); below it they lose (LSTM B=1 H=128
 // 0.90x, Elman B=1 H=256 0.95x).
 constexpr index_t kBackwardDotRows = 2;
-constexpr double kBackwardDotMaxBytes = 1048576.0;
+inline double backward_dot_max_bytes() { return cache_sizes().l2; }
 
 inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
   return lengths ? lengths[b] : T;
@@ -427,10 +431,10 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   const bool batch = plan.batch;  // threads own batch rows (else units), as in the forward
   const int nt = plan.threads;
   const bool prepack = prepack_backward(T_);
-  // Few rows (float, AVX2 build): transposed weights and dot tiles, not packed panels.
+  // Few rows (float, SIMD builds): transposed weights and dot tiles, not packed panels.
   [[maybe_unused]] const bool step_dots =
       prepack && B <= kBackwardDotRows && !batch &&
-      recurrent_weight_bytes(G, H, R, index_t(sizeof(T))) < kBackwardDotMaxBytes;
+      recurrent_weight_bytes(G, H, R, index_t(sizeof(T))) < backward_dot_max_bytes();
   const bool remap = a.reverse;                    // dX computed in step order, then scattered
   const bool gather = a.reverse || a.lengths;      // X in step order, zeros on idle rows
   using PW = PackedWeights<T>;
@@ -482,7 +486,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     // tiles, or (a single step) read in place.
     auto prepare = [&](PW& pw, T* buf, index_t off, const T* w, index_t ld, index_t rows,
                        index_t depth) {
-#ifdef PYRNN_DOTS_AVX2
+#ifdef PYRNN_DOTS
       if constexpr (std::is_same<T, float>::value)
         if (step_dots) return pw.prepare_transposed(buf + off, w, ld, rows, depth);
 #endif

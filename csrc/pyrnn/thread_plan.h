@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cache_info.h"
 #include "common.h"
 
 namespace pyrnn {
@@ -23,9 +24,8 @@ constexpr double kMinStepFlopsPerThread = 1048576.0;
 // B=48 H=128 14.0 -> 16.8 ms).
 constexpr double kMinStepFlopsPerThreadWide = 700000.0;
 constexpr index_t kMinThreadGateRows = 128;
-// Recurrent weight bytes per thread that fit a per-core L2 with room to spare (this machine's
-// AMD EPYC has 1 MiB per core).
-constexpr double kThreadCacheBytes = 524288.0;
+// Recurrent weight bytes per thread that fit a core's L2 with room to spare (half of it).
+inline double thread_cache_bytes() { return 0.5 * cache_sizes().l2; }
 
 // Threads that each get at least kUnitAlign hidden units.
 inline index_t unit_threads(index_t H) {
@@ -54,12 +54,13 @@ inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem
                                          index_t(G) * H / kMinThreadGateRows);
   by_work = std::max(by_work, wide);
   const index_t by_cache =
-      index_t(std::ceil(recurrent_weight_bytes(G, H, H, elem_bytes) / kThreadCacheBytes));
+      index_t(std::ceil(recurrent_weight_bytes(G, H, H, elem_bytes) / thread_cache_bytes()));
   return int(std::max<index_t>(
       1, std::min<index_t>({index_t(requested), by_units, std::max(by_work, by_cache)})));
 }
 
-// Batch split: with recurrent weights about the size of one core's L2 or smaller, every thread
+// Batch split: with recurrent weights about the size of one core's L2 or smaller (1.25 L2:
+// measured on 1 MiB L2 cores), every thread
 // owns a block of batch rows across all units instead of a block of units across all rows.
 // Rows are independent in time, so the step loop needs no barrier at all, and each thread runs
 // the whole (wide) product on its own packed copy of the weights. A/B against the unit split,
@@ -67,7 +68,7 @@ inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem
 // 23.5 -> 11.5 ms, GRU inference T=10 B=64 H=150 2.0 -> 0.63 ms (those ran while the second
 // core was slow, which the per-step barriers of the unit split feel most); LSTM B=32 H=256
 // (1 MiB of weights) 7.5 -> 6.9 ms; at H=512 (4 MiB) the unit split stays ahead (LSTM
-// inference B=64 36.5 vs 44.1 ms). Not for the LSTM projection or peepholes (per-unit state
+// inference B=64 36.5 vs 44.1 ms; all on 1 MiB of L2 per core). Not for the LSTM projection or peepholes (per-unit state
 // and gradients shared between rows). With more than one step (packed products) each row
 // gets the same arithmetic as with one thread, so the batch split is bitwise equal to one
 // thread (tests/test_determinism.py) - except, outside float32 on AVX2, where a thread is
@@ -75,12 +76,12 @@ inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem
 // packed_gemm.h sums it like a whole panel in float32 on AVX2). A single step uses the
 // weights in place, where Eigen's GEMM takes the batch rows as its left operand: its
 // results may differ from one thread's in the last bits.
-constexpr double kBatchSplitWeightBytes = 1310720.0;  // 1.25 MiB
+inline double batch_split_weight_bytes() { return 1.25 * cache_sizes().l2; }
 constexpr index_t kMinBatchRowsPerThread = 4;         // one whole GEBP panel of rows
 constexpr double kMinBatchFlopsPerThread = 1.0e6;     // per call: repays the parallel region
 inline int batch_threads(int requested, index_t T, index_t B, index_t I, index_t H, index_t R,
                          int G, index_t elem_bytes) {
-  if (requested < 2 || recurrent_weight_bytes(G, H, R, elem_bytes) > kBatchSplitWeightBytes)
+  if (requested < 2 || recurrent_weight_bytes(G, H, R, elem_bytes) > batch_split_weight_bytes())
     return 1;
   const double flops = 2.0 * double(T) * double(B) * double(G) * double(H) * double(I + R);
   const index_t by_rows = B / kMinBatchRowsPerThread;

@@ -1,18 +1,20 @@
-// C = A B^T for up to a few dozen rows of A (gemm.h use_dots), float, AVX2+FMA build only.
-// These products (batch 1-4 steps, single steps, the input projection of a short call) read
-// each weight row once, with no packing, and are bound by how fast a block of weight rows is
-// dotted with the rows of A: Eigen's dot reduces each (row, row) pair on its own. Here a tile
-// of up to 4 rows of A and up to 8 weight rows (at least 8 independent FMA chains, each
-// weight load used for every row of the tile) accumulates in registers, and each sum is
-// reduced once at the end.
+// C = A B^T for up to a few dozen rows of A (gemm.h use_dots), float, on the builds with a
+// float vector (simd.h: AVX2+FMA, 8 lanes; AVX-512, 16 lanes). These products (batch 1-4
+// steps, single steps, the input projection of a short call) read each weight row once, with
+// no packing, and are bound by how fast a block of weight rows is dotted with the rows of A:
+// Eigen's dot reduces each (row, row) pair on its own. Here a tile of up to 4 rows of A and up
+// to 8 weight rows (at least 8 independent FMA chains, each weight load used for every row of
+// the tile) accumulates in registers, and each sum is reduced once at the end.
 //
-// Every element is summed the same way whichever rows it is computed with: 8 lanes over
-// k = 0, 8, 16, ... (a masked tail), then a fixed reduction of the lanes. Results do not
+// Every element is summed the same way whichever rows it is computed with: the vector's lanes
+// over k = 0, L, 2L, ... (a masked tail), then a fixed reduction of the lanes. Results do not
 // depend on how M or N are split (threads, pairing).
 #pragma once
 
-#if defined(__AVX2__) && defined(__FMA__)
-#define PYRNN_DOTS_AVX2 1
+#include "simd.h"
+
+#ifdef PYRNN_SIMD_F32
+#define PYRNN_DOTS 1
 
 #include <immintrin.h>
 
@@ -24,19 +26,7 @@
 namespace pyrnn {
 namespace dots {
 
-// Sum of the 8 lanes: (l0+l4) + (l2+l6) + (l1+l5) + (l3+l7) in a fixed order.
-inline float lane_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// Lanes of the last, partial group of 8 along k: all ones for the first `rest` lanes.
-inline __m256i tail_mask(index_t rest) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rest)), lane);
-}
+using V = simd::F32;
 
 // C[MR, NR] (+)= A[MR, K] W[NR, K]^T for MR <= 4 rows of A and NR <= 8 rows of W. With
 // next_rows > 0 it also prefetches that many weight rows from `next` (ld ldw), one cache line
@@ -47,33 +37,33 @@ template <int MR, int NR>
 inline void block(index_t K, const float* A, index_t lda, const float* W, index_t ldw, float* C,
                   index_t ldc, bool accumulate, const float* next = nullptr,
                   int next_rows = 0) {
-  __m256 acc[MR][NR];
+  constexpr index_t L = V::lanes;
+  V::reg acc[MR][NR];
   for (int m = 0; m < MR; ++m)
-    for (int j = 0; j < NR; ++j) acc[m][j] = _mm256_setzero_ps();
-  const index_t full = K / 8 * 8;
-  for (index_t k = 0; k < full; k += 8) {
+    for (int j = 0; j < NR; ++j) acc[m][j] = V::zero();
+  const index_t full = K / L * L;
+  for (index_t k = 0; k < full; k += L) {
     if ((k & 15) == 0)
       for (int j = 0; j < next_rows; ++j)
         _mm_prefetch(reinterpret_cast<const char*>(next + j * ldw + k), _MM_HINT_T0);
-    __m256 w[NR];
-    for (int j = 0; j < NR; ++j) w[j] = _mm256_loadu_ps(W + j * ldw + k);
+    V::reg w[NR];
+    for (int j = 0; j < NR; ++j) w[j] = V::loadu(W + j * ldw + k);
     for (int m = 0; m < MR; ++m) {
-      const __m256 a = _mm256_loadu_ps(A + m * lda + k);
-      for (int j = 0; j < NR; ++j) acc[m][j] = _mm256_fmadd_ps(a, w[j], acc[m][j]);
+      const V::reg a = V::loadu(A + m * lda + k);
+      for (int j = 0; j < NR; ++j) acc[m][j] = V::fmadd(a, w[j], acc[m][j]);
     }
   }
   if (full < K) {
-    const __m256i mask = tail_mask(K - full);
-    __m256 w[NR];
-    for (int j = 0; j < NR; ++j) w[j] = _mm256_maskload_ps(W + j * ldw + full, mask);
+    V::reg w[NR];
+    for (int j = 0; j < NR; ++j) w[j] = V::load_first(W + j * ldw + full, K - full);
     for (int m = 0; m < MR; ++m) {
-      const __m256 a = _mm256_maskload_ps(A + m * lda + full, mask);
-      for (int j = 0; j < NR; ++j) acc[m][j] = _mm256_fmadd_ps(a, w[j], acc[m][j]);
+      const V::reg a = V::load_first(A + m * lda + full, K - full);
+      for (int j = 0; j < NR; ++j) acc[m][j] = V::fmadd(a, w[j], acc[m][j]);
     }
   }
   for (int m = 0; m < MR; ++m)
     for (int j = 0; j < NR; ++j) {
-      const float d = lane_sum(acc[m][j]);
+      const float d = V::sum(acc[m][j]);
       float& c = C[m * ldc + j];
       c = accumulate ? c + d : d;
     }
@@ -110,31 +100,35 @@ inline void tiles(index_t M, index_t N, index_t K, const float* A, index_t lda, 
   for (; n < N; ++n) rows_against(std::integral_constant<int, 1>{}, n);
 }
 
-// C[R, 24] += X[R, kc] A^T for one 24-row panel of weights packed by Eigen's GEBP packing
-// (element (row i, depth k) at a[k * 24 + i]) and R <= 3 rows of X read in place: the rows
-// left over after the packed kernel's panels of 4. Every element is summed over k in one
-// accumulator and then added to C, exactly as Eigen's 24 x 4 micro-kernel does for a whole
-// panel (so results do not depend on which rows end up left over), with no padded rows.
+// The rows of Eigen's packed weight panels (gebp_traits<float, float>::mr): three vectors.
+constexpr index_t kPanelRows = 3 * V::lanes;
+
+// C[R, P] += X[R, kc] A^T for one P-row panel (P = kPanelRows) of weights packed by Eigen's
+// GEBP packing (element (row i, depth k) at a[k * P + i]) and R <= 3 rows of X read in place:
+// the rows left over after the packed kernel's panels of 4. Every element is summed over k in
+// one accumulator and then added to C, exactly as Eigen's 3-vector x 4 micro-kernel does for a
+// whole panel (so results do not depend on which rows end up left over), with no padded rows.
 template <int R>
 inline void panel_rows(index_t kc, const float* a, const float* X, index_t ldx, float* C,
                        index_t ldc) {
-  __m256 acc[R][3];
+  constexpr index_t P = kPanelRows, L = V::lanes;
+  V::reg acc[R][3];
   for (int r = 0; r < R; ++r)
-    for (int p = 0; p < 3; ++p) acc[r][p] = _mm256_setzero_ps();
+    for (int p = 0; p < 3; ++p) acc[r][p] = V::zero();
   for (index_t k = 0; k < kc; ++k) {
-    const __m256 w0 = _mm256_load_ps(a + k * 24), w1 = _mm256_load_ps(a + k * 24 + 8),
-                 w2 = _mm256_load_ps(a + k * 24 + 16);
+    const V::reg w0 = V::load(a + k * P), w1 = V::load(a + k * P + L),
+                 w2 = V::load(a + k * P + 2 * L);
     for (int r = 0; r < R; ++r) {
-      const __m256 x = _mm256_broadcast_ss(X + r * ldx + k);
-      acc[r][0] = _mm256_fmadd_ps(w0, x, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(w1, x, acc[r][1]);
-      acc[r][2] = _mm256_fmadd_ps(w2, x, acc[r][2]);
+      const V::reg x = V::bcast(X + r * ldx + k);
+      acc[r][0] = V::fmadd(w0, x, acc[r][0]);
+      acc[r][1] = V::fmadd(w1, x, acc[r][1]);
+      acc[r][2] = V::fmadd(w2, x, acc[r][2]);
     }
   }
   for (int r = 0; r < R; ++r)
     for (int p = 0; p < 3; ++p) {
-      float* c = C + r * ldc + 8 * p;
-      _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), acc[r][p]));
+      float* c = C + r * ldc + L * p;
+      V::storeu(c, V::add(V::loadu(c), acc[r][p]));
     }
 }
 
@@ -149,8 +143,8 @@ inline void panel_rows(index_t rows, index_t kc, const float* a, const float* X,
   }
 }
 
-// dst[n * ldd + k] = src[n + k * lds] for n < N, k < K: 8 x 8 blocks transposed in registers
-// (8 source rows read as sequential streams), the edges one element at a time.
+// dst[n * ldd + k] = src[n + k * lds] for n < N, k < K: 8 x 8 blocks transposed in AVX
+// registers (8 source rows read as sequential streams), the edges one element at a time.
 inline void transpose(index_t N, index_t K, const float* src, index_t lds, float* dst,
                       index_t ldd) {
   index_t k = 0;
@@ -184,9 +178,9 @@ inline void transpose(index_t N, index_t K, const float* src, index_t lds, float
 
 }  // namespace dots
 
-// C[M,N] (+)= A[M,K] * B[N,K]^T, float, any M. Tile shapes by micro-benchmark (N=2048 K=512,
-// aligned, one thread): 3 x 4 for many rows (M=25: 97 GF/s, the 4 x 2 tiles before it 72),
-// 4 x 3 for M = 4, 3 x 4 for M = 3; 12 accumulators leave slack over the FMA latency.
+// C[M,N] (+)= A[M,K] * B[N,K]^T, float, any M. Tile shapes by micro-benchmark (AVX2, N=2048
+// K=512, aligned, one thread): 3 x 4 for many rows (M=25: 97 GF/s, the 4 x 2 tiles before it
+// 72), 4 x 3 for M = 4, 3 x 4 for M = 3; 12 accumulators leave slack over the FMA latency.
 inline void gemm_nt_dots(index_t M, index_t N, index_t K, const float* A, index_t lda,
                          const float* B, index_t ldb, float* C, index_t ldc, bool accumulate) {
   switch (M) {
@@ -200,4 +194,4 @@ inline void gemm_nt_dots(index_t M, index_t N, index_t K, const float* A, index_
 
 }  // namespace pyrnn
 
-#endif  // __AVX2__ && __FMA__
+#endif  // PYRNN_SIMD_F32
