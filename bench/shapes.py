@@ -16,6 +16,8 @@ Sets:
 - ``heldout2``: 24 more shapes from the same generator with another seed, drawn after the
   kernel changes of 2026-11-30 12:00-12:50 UTC and run once at the end of that work (the
   first held-out set had by then served in A/B checks): the clean hold-out. Both modes.
+- ``heldout3``: 24 more shapes from the same generator (seed 20261205), drawn on 2026-12-05
+  for the AVX-512 work on an Intel Xeon and run only to check it, never to tune on. Both modes.
 - ``lstm_mid``: LSTMs of medium size, T=100, I = H in {384, 512, 768}, B in {8, 16, 33}: the
   shapes where torch (oneDNN's fused LSTM) is as fast as pyrnn or faster, kept as a set so
   that the README's statement about them can be rerun (added 2026-11-30 after a probe found
@@ -140,6 +142,7 @@ def parse_shape(text: str) -> Shape:
 
 HELDOUT = _heldout()
 HELDOUT2 = _heldout(seed=31337)
+HELDOUT3 = _heldout(seed=20261205)
 LSTM_MID = [_square("lstm", H, B, 100, MODES, note="medium LSTM")
             for H in (384, 512, 768) for B in (8, 16, 33)]
 
@@ -160,6 +163,7 @@ def merge(*sets) -> list:
 
 
 SETS = {"quick": QUICK, "deepbench": DEEPBENCH, "heldout": HELDOUT, "heldout2": HELDOUT2,
+        "heldout3": HELDOUT3,
         "lstm_mid": LSTM_MID, "all": merge(QUICK, DEEPBENCH)}
 
 

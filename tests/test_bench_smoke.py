@@ -147,14 +147,16 @@ def test_shape_sets():
     assert len({s.key for s in deep}) == len(deep)
     with pytest.raises(ValueError):
         shapes.get("nope")
-    held, held2 = shapes.get("heldout"), shapes.get("heldout2")
-    for h in (held, held2):
+    held, held2, held3 = (shapes.get(n) for n in ("heldout", "heldout2", "heldout3"))
+    for h in (held, held2, held3):
         assert len(h) == 24 and {s.cell for s in h} == set(shapes.CELLS)
         assert not {s.key for s in h} & {s.key for s in every}  # disjoint from the tuned sets
     assert not {s.key for s in held} & {s.key for s in held2}
+    assert not {s.key for s in held3} & ({s.key for s in held} | {s.key for s in held2})
     # the same draws each time
     assert [s.key for s in held] == [s.key for s in shapes._heldout()]
     assert [s.key for s in held2] == [s.key for s in shapes._heldout(seed=31337)]
+    assert [s.key for s in held3] == [s.key for s in shapes._heldout(seed=20261205)]
     mid = shapes.get("lstm_mid")
     assert len(mid) == len({s.key for s in mid}) == 9
     assert all(s.cell == "lstm" and s.I == s.H and s.T == 100 for s in mid)

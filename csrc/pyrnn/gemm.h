@@ -3,6 +3,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <type_traits>
 
 #include "cache_info.h"
@@ -44,6 +45,22 @@ inline bool use_dots(index_t M, index_t N, index_t K) {
   (void)N;
   (void)K;
   return M <= kDotRows;
+}
+
+// dst[n * ldd + k] = src[n + k * lds] for n < N, k < K: in 8 x 8 blocks, so that both sides
+// are read and written in whole cache lines.
+template <typename T>
+inline void transpose_into(index_t N, index_t K, const T* src, index_t lds, T* dst, index_t ldd) {
+#ifdef PYRNN_DOTS
+  if constexpr (std::is_same<T, float>::value) return dots::transpose(N, K, src, lds, dst, ldd);
+#endif
+  constexpr index_t kB = 8;
+  for (index_t k0 = 0; k0 < K; k0 += kB)
+    for (index_t n0 = 0; n0 < N; n0 += kB) {
+      const index_t k1 = std::min(K, k0 + kB), n1 = std::min(N, n0 + kB);
+      for (index_t n = n0; n < n1; ++n)
+        for (index_t k = k0; k < k1; ++k) dst[n * ldd + k] = src[n + k * lds];
+    }
 }
 
 // C[M,N] (+)= A[M,K] * B[N,K]^T for few rows (any M works).

@@ -111,6 +111,8 @@ inline bool prepack_backward(index_t T) { return T >= 2; }
 // two threads, LSTM B=2 T=25 H=1024 30.5 -> 26.9 ms); below it they lose (LSTM B=1 H=128
 // 0.90x, Elman B=1 H=256 0.95x).
 constexpr index_t kBackwardDotRows = 2;
+// Rows (steps x batch) per chunk of the weight gradients' transposed gate gradients.
+constexpr index_t kWeightGradRows = 512;
 inline double backward_dot_max_bytes() { return cache_sizes().l2; }
 
 inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
@@ -440,11 +442,12 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   using PW = PackedWeights<T>;
   const index_t depth_blocks = PW::depth_blocks(GH);
   Workspace ws;
-  T *dgh, *dgx = nullptr, *dh, *dc = nullptr, *tmp, *Xs = nullptr, *dXs = nullptr;
+  T *dgh, *dgx = nullptr, *dgT, *dh, *dc = nullptr, *tmp, *Xs = nullptr, *dXs = nullptr;
   T *whh_gebp, *step_work, *whh_gebp2 = nullptr, *drh = nullptr;
   T *whr_gebp = nullptr, *dm = nullptr, *dhs = nullptr;  // projection
   ws.request(dgh, TB * GH);                          // [T, B, G*H] step order
   if (Cell::separate_dgx) ws.request(dgx, TB * GH);  // [T, B, G*H] step order
+  ws.request(dgT, GH * kWeightGradRows);             // [G*H, chunk] per thread's gate rows
   ws.request(dh, B * R);                             // [B, R] carried dL/dh
   if (Cell::has_c) ws.request(dc, B * H);            // [B, H] carried dL/dc
   ws.request(tmp, batch ? nt * H : H);               // [H] pointwise scratch, own units
@@ -472,6 +475,26 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   if (!Cell::separate_dgx) dgx = dgh;
   const T* xsrc = gather ? Xs : a.x;
   T* dxdst = remap ? dXs : a.dx;
+  // dW_hh = dG^T H_prev and dW_ih = dGx^T X for the gate rows gr, over chunks of rows of a
+  // transposed copy of the gate gradients (dgT_own [gr, chunk]): given dG itself, Eigen's GEMM
+  // packs a row-major operand with rows 4 KiB apart, which misses L1 on every load. Gate rows
+  // from `last` on (two-phase cells) multiply r*h, saved in aux, instead of h.
+  auto weight_gradients = [&](Range gr, T* dgT_own, index_t last) {
+    const index_t mid = std::min(std::max(gr.begin, last), gr.end);
+    for (index_t r0 = 0; r0 == 0 || r0 < TB; r0 += kWeightGradRows) {  // T*B = 0: zeros
+      const index_t rc = std::min(kWeightGradRows, TB - r0);
+      const bool acc = r0 > 0;
+      transpose_into(gr.size(), rc, dgh + r0 * GH + gr.begin, GH, dgT_own, rc);
+      gemm_nn(mid - gr.begin, R, rc, dgT_own, rc, a.h_prev + r0 * R, R, a.dw_hh + gr.begin * R,
+              R, acc);
+      if (mid < gr.end)
+        gemm_nn(gr.end - mid, H, rc, dgT_own + (mid - gr.begin) * rc, rc, a.aux + r0 * H, H,
+                a.dw_hh + mid * H, H, acc);
+      if (Cell::separate_dgx)
+        transpose_into(gr.size(), rc, dgx + r0 * GH + gr.begin, GH, dgT_own, rc);
+      gemm_nn(gr.size(), I, rc, dgT_own, rc, xsrc + r0 * I, I, a.dw_ih + gr.begin * I, I, acc);
+    }
+  };
 
   parallel_region(nt, [&](int tid, int nthreads, StepBarrier& bar) {
     const Range u = batch ? Range{0, H} : split_range(H, nthreads, tid, kUnitAlign);
@@ -610,16 +633,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
 
     // Weight and bias gradients: each thread owns a block of gate rows.
     const Range gr = split_range(GH, nthreads, tid, kUnitAlign);
-    if (!two) {
-      gemm_tn(gr.size(), R, TB, dgh + gr.begin, GH, a.h_prev, R, a.dw_hh + gr.begin * R, R,
-              false);
-    } else {  // rows below GHa multiply h, the last block's rows multiply r*h (saved in aux)
-      const index_t mid = std::min(std::max(gr.begin, GHa), gr.end);
-      gemm_tn(mid - gr.begin, H, TB, dgh + gr.begin, GH, a.h_prev, H, a.dw_hh + gr.begin * H,
-              H, false);
-      gemm_tn(gr.end - mid, H, TB, dgh + mid, GH, a.aux, H, a.dw_hh + mid * H, H, false);
-    }
-    gemm_tn(gr.size(), I, TB, dgx + gr.begin, GH, xsrc, I, a.dw_ih + gr.begin * I, I, false);
+    weight_gradients(gr, dgT + gr.begin * kWeightGradRows, two ? GHa : GH);
     if (proj)  // dW_hr: each thread its own state units (rows of w_hr)
       gemm_tn(np, H, TB, dhs + p0, R, a.proj_in, H, a.dw_hr + p0 * H, H, false);
     if (a.db_ih) {  // column sums over all rows; one sum when dgx is dgh (then db_hh == db_ih)
