@@ -4,6 +4,7 @@
 #include <Eigen/Core>
 
 #include "array_pool.h"
+#include "checks.h"
 #include "dispatch.h"
 #include "pyrnn/cache_info.h"
 #include "pyrnn/parallel.h"
@@ -39,6 +40,32 @@ PYBIND11_MODULE(_core, m) {
         py::arg("enabled"),
         "Whether kernel threads flush subnormal floats to zero (FTZ/DAZ) during a call.");
   m.def("flush_denormals", [] { return pyrnn::bind::kernels().flush_denormals(); });
+  m.def(
+      "packed_product",
+      [](const py::object& X, const py::object& W, int reps) {
+        const auto shape = [](const py::object& o, const char* name) {
+          if (!py::isinstance<py::array>(o) ||
+              py::reinterpret_borrow<py::array>(o).ndim() != 2)
+            throw py::type_error(std::string("argument '") + name + "': expected a 2-d array");
+          auto a = py::reinterpret_borrow<py::array>(o);
+          return std::vector<pyrnn::index_t>{a.shape(0), a.shape(1)};
+        };
+        const auto xs = shape(X, "X"), ws = shape(W, "W");
+        const pyrnn::index_t M = xs[0], K = xs[1], N = ws[0];
+        const float* x = pyrnn::bind::checked<float>(X, "X", {M, K});
+        const float* w = pyrnn::bind::checked<float>(W, "W", {N, K});
+        if (reps < 1) throw py::value_error("packed_product: reps must be >= 1");
+        py::array_t<float> C({M, N});
+        float* c = C.mutable_data();
+        {
+          py::gil_scoped_release release;
+          pyrnn::bind::kernels().packed_product_f32(M, N, K, x, w, c, reps);
+        }
+        return C;
+      },
+      py::arg("X"), py::arg("W"), py::arg("reps") = 1,
+      "C = X W^T (float32, X [M, K], W [N, K]) through the kernels' packed step product, "
+      "repeated `reps` times on one thread after packing W once (bench/bench_gemm.py).");
   m.def("cache_sizes", [] {
     const auto& c = pyrnn::cache_sizes();
     py::dict d;

@@ -114,6 +114,9 @@ struct KernelTable {
   const char* (*eigen_simd)();
   void (*set_flush_denormals)(bool);  // FTZ/DAZ in this build's kernel threads (default on)
   bool (*flush_denormals)();
+  // C[M, N] = X[M, K] W[N, K]^T as a step computes it, `reps` times (for bench/bench_gemm.py).
+  void (*packed_product_f32)(index_t M, index_t N, index_t K, const float* X, const float* W,
+                             float* C, int reps);
 };
 
 }  // namespace pyrnn

@@ -24,6 +24,10 @@ template <typename T> void gru_reset_before_backward(const BackwardArgs<T>& a);
 template <typename T> void rnn_forward(bool relu, const ForwardArgs<T>& a);
 template <typename T> void rnn_backward(bool relu, const BackwardArgs<T>& a);
 
+// C = X W^T through the steps' packed product, `reps` times (packed_product.cc).
+void packed_product_f32(index_t M, index_t N, index_t K, const float* X, const float* W,
+                        float* C, int reps);
+
 // The table the Python module dispatches through.
 PYRNN_EXPORT const KernelTable& kernel_table();
 
