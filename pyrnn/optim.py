@@ -13,6 +13,8 @@ from typing import Any, Dict, Iterator, Mapping, Tuple
 
 import numpy as np
 
+from . import _core
+
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
@@ -35,6 +37,19 @@ def _nonnegative(name: str, value) -> float:
     if not (math.isfinite(value) and value >= 0.0):
         raise ValueError(f"invalid {name}: {value} (must be a finite number >= 0)")
     return value
+
+
+_FUSED = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _adam_numpy(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, lr, step) -> None:
+    """Adam's step in NumPy, for the arrays the fused kernel does not take (non-contiguous
+    parameters, float16): the same operations in the same order."""
+    exp_avg += (1.0 - beta1) * (grad - exp_avg)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1.0 - beta2) * grad * grad
+    denom = np.sqrt(exp_avg_sq) / math.sqrt(1.0 - beta2 ** step) + eps
+    param -= lr / (1.0 - beta1 ** step) * (exp_avg / denom)
 
 
 class Optimizer:
@@ -193,9 +208,14 @@ class Adam(Optimizer):
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
         if self.weight_decay:
             grad = grad + self.weight_decay * param
-        exp_avg += (1.0 - beta1) * (grad - exp_avg)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1.0 - beta2) * grad * grad
-        step_size = self.lr / (1.0 - beta1 ** step)
-        denom = np.sqrt(exp_avg_sq) / math.sqrt(1.0 - beta2 ** step) + self.eps
-        param -= step_size * (exp_avg / denom)
+        # torch's operations in its order and rounding, fused into one pass (csrc/pyrnn/adam.h)
+        fused = param.dtype in _FUSED and all(
+            a.flags.c_contiguous and a.dtype == param.dtype for a in (param, exp_avg, exp_avg_sq))
+        if not fused:
+            return _adam_numpy(param, grad, exp_avg, exp_avg_sq, beta1, beta2, self.eps,
+                               self.lr, step)
+        grad = np.asarray(grad)  # (a 0-d parameter with weight decay makes a NumPy scalar)
+        grad = grad if grad.flags.c_contiguous else grad.copy(order="C")
+        _core.adam_step(param, grad, exp_avg, exp_avg_sq, 1.0 - beta1,
+                        beta2, 1.0 - beta2, math.sqrt(1.0 - beta2 ** step), self.eps,
+                        self.lr / (1.0 - beta1 ** step), _core.max_threads())

@@ -209,3 +209,32 @@ def test_training_loop_matches_torch():
         losses.append(loss)
     np.testing.assert_allclose(emb.params["weight"], temb.weight.detach().numpy(), rtol=1e-11)
     np.testing.assert_allclose(lin.params["weight"], tlin.weight.detach().numpy(), rtol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_adam_equals_the_numpy_steps(dtype):
+    """The fused kernel (contiguous arrays) and the NumPy path (any other layout) run the same
+    operations in the same order: equal results, a parameter laid out either way."""
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((70, 300)).astype(dtype)
+    contiguous, strided = base.copy(), np.asfortranarray(base.copy())
+    assert contiguous.flags.c_contiguous and not strided.flags.c_contiguous
+    opts = [Adam({"w": p}, lr=3e-3, weight_decay=0.01) for p in (contiguous, strided)]
+    for _ in range(5):
+        grad = rng.standard_normal(base.shape).astype(dtype)
+        for opt in opts:
+            opt.step({"w": grad})
+    np.testing.assert_allclose(contiguous, strided, rtol=2 * np.finfo(dtype).eps, atol=0)
+    assert np.abs(contiguous - base).max() > 1e-3  # the steps did move the parameter
+
+
+def test_adam_step_binding_rejects_bad_arrays():
+    from pyrnn import _core
+    p = np.zeros(4, np.float32)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.adam_step(p.astype(np.float16), p, p, p, .1, .999, .001, 1., 1e-8, 1e-3, 1)
+    with pytest.raises(ValueError, match="'grad': expected shape"):
+        _core.adam_step(p, np.zeros(5, np.float32), p.copy(), p.copy(), .1, .999, .001, 1.,
+                        1e-8, 1e-3, 1)
+    with pytest.raises(ValueError, match="num_threads"):
+        _core.adam_step(p, p.copy(), p.copy(), p.copy(), .1, .999, .001, 1., 1e-8, 1e-3, 0)

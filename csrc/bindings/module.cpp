@@ -15,6 +15,7 @@ namespace py = pybind11;
 namespace pyrnn {
 namespace bind {
 void register_kernels(py::module_& m);
+void register_optim(py::module_& m);
 #ifdef PYRNN_HAVE_CUDA
 void register_cuda(py::module_& m);  // register_cuda.cpp, built with -DPYRNN_CUDA=ON
 #endif
@@ -28,6 +29,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "pyrnn compiled kernels (raw bindings; use pyrnn.functional)";
   pyrnn::bind::kernels();  // picks the build now: a bad PYRNN_ISA fails the import, not a call
   pyrnn::bind::register_kernels(m);
+  pyrnn::bind::register_optim(m);
 #ifdef PYRNN_HAVE_CUDA
   pyrnn::bind::register_cuda(m);
 #endif

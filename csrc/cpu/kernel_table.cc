@@ -71,7 +71,7 @@ const KernelTable& kernel_table() {
   static const KernelTable table{PYRNN_ISA_NAME,      &forward<float>,  &forward<double>,
                                  &backward<float>,    &backward<double>, &eigen_simd,
                                  &set_flush_denormals, &flush_denormals,
-                                 &packed_product_f32};
+                                 &packed_product_f32, &adam<float>, &adam<double>};
   return table;
 }
 

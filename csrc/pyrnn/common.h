@@ -105,6 +105,8 @@ struct BackwardArgs {
 
 // One instruction-set build of the kernels. Each build lives in its own shared library with
 // hidden visibility, so its Eigen instantiations never mix with another build's.
+struct AdamStep;  // adam.h
+
 struct KernelTable {
   const char* isa;
   void (*forward_f32)(CellKind, const ForwardArgs<float>&);
@@ -117,6 +119,11 @@ struct KernelTable {
   // C[M, N] = X[M, K] W[N, K]^T as a step computes it, `reps` times (for bench/bench_gemm.py).
   void (*packed_product_f32)(index_t M, index_t N, index_t K, const float* X, const float* W,
                              float* C, int reps);
+  // One Adam step, in place: param, grad, exp_avg, exp_avg_sq of n elements (adam.h).
+  void (*adam_f32)(index_t n, float* p, const float* g, float* m, float* v, const AdamStep& s,
+                   int threads);
+  void (*adam_f64)(index_t n, double* p, const double* g, double* m, double* v,
+                   const AdamStep& s, int threads);
 };
 
 }  // namespace pyrnn

@@ -2,6 +2,7 @@
 // PYRNN_ISA_NS names the build).
 #pragma once
 
+#include "adam.h"
 #include "common.h"
 
 #ifndef PYRNN_ISA_NS
@@ -23,6 +24,10 @@ template <typename T> void gru_reset_before_forward(const ForwardArgs<T>& a);
 template <typename T> void gru_reset_before_backward(const BackwardArgs<T>& a);
 template <typename T> void rnn_forward(bool relu, const ForwardArgs<T>& a);
 template <typename T> void rnn_backward(bool relu, const BackwardArgs<T>& a);
+
+// One fused Adam step over n elements (optim.cc).
+template <typename T>
+void adam(index_t n, T* p, const T* g, T* m, T* v, const AdamStep& s, int threads);
 
 // C = X W^T through the steps' packed product, `reps` times (packed_product.cc).
 void packed_product_f32(index_t M, index_t N, index_t K, const float* X, const float* W,

@@ -1,0 +1,36 @@
+// One Adam step over a parameter array, fused: torch.optim.Adam's operations in its order and
+// its rounding (each operation rounded to T, no contraction into FMAs: the file that
+// instantiates this is compiled with -ffp-contract=off), in one pass instead of a dozen.
+#pragma once
+
+#include <cmath>
+
+#include "common.h"
+#include "parallel.h"
+
+namespace pyrnn {
+
+// The step's constants, as Python computes them in double (each is rounded to T once).
+struct AdamStep {
+  double one_minus_beta1, beta2, one_minus_beta2, correction2, eps, step_size;
+};
+
+template <typename T>
+void adam_update(index_t n, T* p /*[n]*/, const T* g /*[n]*/, T* m /*[n]*/, T* v /*[n]*/,
+                 const AdamStep& s, int threads) {
+  const T w1 = T(s.one_minus_beta1), b2 = T(s.beta2), w2 = T(s.one_minus_beta2),
+          c2 = T(s.correction2), eps = T(s.eps), lr = T(s.step_size);
+  constexpr index_t kMinPerThread = 65536;  // elements: below that a thread is not repaid
+  const int nt = int(std::max<index_t>(1, std::min<index_t>(threads, n / kMinPerThread)));
+  parallel_region(nt, [&](int tid, int nthreads, StepBarrier&) {
+    const Range r = split_range(n, nthreads, tid, 16);
+    for (index_t k = r.begin; k < r.end; ++k) {
+      m[k] += w1 * (g[k] - m[k]);  // lerp toward g with weight 1 - beta1 (< 0.5)
+      v[k] = v[k] * b2 + (w2 * g[k]) * g[k];
+      const T denom = std::sqrt(v[k]) / c2 + eps;
+      p[k] -= lr * (m[k] / denom);
+    }
+  });
+}
+
+}  // namespace pyrnn
