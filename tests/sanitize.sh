@@ -78,9 +78,9 @@ trap cleanup EXIT
 mkdir -p "$WORK/pyrnn" "$WORK/logs"
 (cd "$ROOT" && tar --exclude='__pycache__' --exclude='*.so' -cf - pyrnn tests) | tar -xf - -C "$WORK"
 cmake --install "$BUILD" --prefix "$WORK" >/dev/null
-for lib in _core libpyrnn_kernels_baseline libpyrnn_kernels_avx2; do
+for lib in _core libpyrnn_kernels_baseline libpyrnn_kernels_avx2 libpyrnn_kernels_avx512; do
   if ! ls "$WORK"/pyrnn/$lib*.so >/dev/null 2>&1; then
-    [[ $lib == libpyrnn_kernels_avx2 && $(uname -m) != x86_64 ]] && continue
+    [[ $lib == libpyrnn_kernels_avx* && $(uname -m) != x86_64 ]] && continue
     echo "sanitize: $lib was not installed into $WORK/pyrnn" >&2; exit 2
   fi
 done
@@ -111,12 +111,14 @@ with open(f"/proc/{os.getpid()}/maps") as f:
     maps = f.read()
 assert "libasan" in maps, "ASan runtime not loaded"
 import glob
-for lib in ("libpyrnn_kernels_baseline", "libpyrnn_kernels_avx2", "_core"):
+in_use = f"libpyrnn_kernels_{pyrnn._core.isa()}"
+for lib in ("libpyrnn_kernels_baseline", "libpyrnn_kernels_avx2", "libpyrnn_kernels_avx512",
+            "_core"):
     paths = glob.glob(f"{work}/pyrnn/{lib}*.so")
-    if not paths and lib.endswith("avx2"):
+    if not paths and "avx" in lib:
         continue
     assert paths, lib
-    if lib != "libpyrnn_kernels_avx2":
+    if lib in (in_use, "_core"):
         assert f"{work}/pyrnn/{lib}" in maps, f"{lib} not loaded from the sanitized copy"
     data = open(paths[0], "rb").read()
     assert b"__asan_report_load" in data, f"{lib} is not ASan-instrumented"

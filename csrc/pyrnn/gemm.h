@@ -1,5 +1,13 @@
 // Row-major GEMM wrappers over Eigen, single-threaded (EIGEN_DONT_PARALLELIZE): threads come
 // from our own parallel regions, each calling these on its own slice.
+//
+// Why Eigen: with the AVX-512 build and its blocking taken from the machine's L1d (packed
+// depth blocks in packed_gemm.h, Eigen's own in kernel_table.cc), the steps' packed products
+// run at or above torch.mm's MKL rate on the same shapes (bench/bench_gemm.py, Intel Xeon: 1.23x
+// geometric mean over the bench's recurrent and input shapes, 99-104% of the machine's peak on
+// those of up to 1 MiB of weights), and the large weight-gradient GEMMs at 89-95% of it. A
+// micro-kernel of our own would have to beat that; OpenBLAS (scipy-openblas32) measured about
+// Eigen's rate on one core and would add a runtime dependency and its own threads.
 #pragma once
 
 #include <Eigen/Core>
@@ -29,8 +37,17 @@ constexpr index_t kDotRows = 8;
 // 0.52 vs 0.65 ms), and up to 64 rows while Eigen's packing of B has to stream weights of
 // 4 MiB or more through L3 (M=64: N=2048 K=512 1.33 vs 1.37 ms, N=3072 K=1024 4.4 vs 5.2 ms;
 // with smaller weights Eigen wins there: N=600 K=700 0.56 vs 0.52 ms; on 1 MiB of L2).
+// The AVX-512 build measured otherwise (Intel Xeon, A/B of single-step LSTM calls, one thread):
+// with weights in L2, Eigen's GEMM in place wins from 8 rows on (H=256: M=8 1.14x, M=16 1.52x,
+// M=32 1.97x; M=6 0.89x, M=4 0.69x); with weights beyond L2 the dot tiles hold to 16 rows
+// (H=1024, 16 MiB: M=8-16 0.71-0.88x, M=32 1.46x; H=512, 4 MiB: M=8 0.90x, M=16 1.46x).
+#if PYRNN_SIMD_F32 == 16
+constexpr index_t kDotRowsSimd = 6;
+constexpr index_t kDotRowsSimdLargeWeights = 16;
+#else
 constexpr index_t kDotRowsSimd = 32;
 constexpr index_t kDotRowsSimdLargeWeights = 64;
+#endif
 inline double large_weight_bytes() { return 4.0 * cache_sizes().l2; }
 #endif
 
