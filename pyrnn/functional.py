@@ -79,10 +79,17 @@ class Cache:
                 f"{state})")
 
 
+_POOLED = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))
+
+
 def _own_copy(arr: np.ndarray, original) -> np.ndarray:
     """The cache must not see later in-place changes of the caller's arrays (e.g. an optimizer
     step between forward and backward), so keep a private copy."""
-    return arr.copy() if arr is original or np.shares_memory(arr, np.asarray(original)) else arr
+    if arr is original or np.shares_memory(arr, np.asarray(original)):
+        # From the array pool: a fresh copy of megabytes of weights faulted in (and zeroed) new
+        # pages on every training call (LSTM T=25 B=64 H=1024: 11% of the forward).
+        return _core.pooled_copy(arr) if arr.dtype in _POOLED and arr.flags.c_contiguous else arr.copy()
+    return arr
 
 
 def _device(device) -> str:

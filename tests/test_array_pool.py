@@ -51,7 +51,9 @@ def test_freed_outputs_are_reused_not_reallocated():
     w_ih, w_hh = np.full((12, 5), 0.1, np.float32), np.full((12, 4), 0.1, np.float32)
     y, state, cache = F.gru_forward(x, w_ih, w_hh, training=True)
     assert _pool()["kept_blocks"] == 0  # all still alive
-    outputs = [y, state] + [a for a in cache.saves if a is not None]
+    # (the cache's private copies of x and the weights come from the pool as well)
+    outputs = [y, state, cache.x, cache.w_ih, cache.w_hh] + [a for a in cache.saves
+                                                             if a is not None]
     addresses = {_address(a) for a in outputs}
     del y, state, cache, outputs
     kept = _pool()
@@ -121,3 +123,23 @@ def test_show_config_reports_the_pool(capsys):
     pyrnn.show_config()
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("array pool")]
     assert line and f"{_pool()['limit_bytes'] >> 20} MB" in line[0] and "PYRNN_ARRAY_POOL_MB" in line[0]
+
+
+def test_training_cache_copies_come_from_the_pool_and_are_private():
+    """The copies a training forward keeps of x and the weights (so that an optimizer step
+    before the backward cannot change them) are pooled arrays, equal to the originals and
+    independent of them."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 3, 5)).astype(np.float32)
+    w_ih = rng.standard_normal((16, 5)).astype(np.float32)
+    w_hh = rng.standard_normal((16, 4)).astype(np.float32)
+    _, _, cache = F.lstm_forward(x, w_ih, w_hh, training=True)
+    for mine, theirs in ((cache.x, x), (cache.w_ih, w_ih), (cache.w_hh, w_hh)):
+        assert mine.base is not None and not np.shares_memory(mine, theirs)
+        np.testing.assert_array_equal(mine, theirs)
+    w_hh += 1.0  # an optimizer step between forward and backward
+    assert not np.array_equal(cache.w_hh, w_hh)
+    with pytest.raises(TypeError, match="expected float32, float64 or int64"):
+        _core.pooled_copy(np.zeros(3, np.int8))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.pooled_copy(np.zeros((3, 4), np.float32).T)

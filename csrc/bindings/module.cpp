@@ -1,6 +1,9 @@
 // The one extension module, pyrnn._core.
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include <Eigen/Core>
 
 #include "array_pool.h"
@@ -104,6 +107,31 @@ PYBIND11_MODULE(_core, m) {
     d["kept_blocks"] = kept.second;
     return d;
   }, "The pool that keeps the memory of freed output arrays (PYRNN_ARRAY_POOL_MB).");
+  m.def(
+      "pooled_copy",
+      [](const py::array& a) -> py::array {
+        if (!(a.flags() & py::array::c_style))
+          throw py::value_error("pooled_copy: the array must be C-contiguous");
+        const std::vector<py::ssize_t> shape(a.shape(), a.shape() + a.ndim());
+        auto copy = [&](auto tag) -> py::array {
+          using T = decltype(tag);
+          auto out = pyrnn::bind::pooled_empty<T>(shape);
+          const T* src = static_cast<const T*>(a.data());
+          T* dst = out.mutable_data();
+          const size_t n = size_t(a.size());
+          py::gil_scoped_release release;
+          std::copy_n(src, n, dst);
+          return out;
+        };
+        if (a.dtype().equal(py::dtype::of<float>())) return copy(float{});
+        if (a.dtype().equal(py::dtype::of<double>())) return copy(double{});
+        if (a.dtype().equal(py::dtype::of<std::int64_t>())) return copy(std::int64_t{});
+        throw py::type_error("pooled_copy: expected float32, float64 or int64, got " +
+                             std::string(py::str(a.dtype())));
+      },
+      py::arg("a"),
+      "A C-contiguous copy of `a` in the array pool's memory (freed blocks of the same size are "
+      "reused instead of faulting in fresh pages).");
   m.def("array_pool_clear", [] { pyrnn::bind::ArrayPool::instance().clear(); },
         "Free the memory the array pool keeps.");
   m.def("build_info", [] {

@@ -129,8 +129,14 @@ inline bool prepack_backward(index_t T) { return T >= 2; }
 // two threads, LSTM B=2 T=25 H=1024 30.5 -> 26.9 ms); below it they lose (LSTM B=1 H=128
 // 0.90x, Elman B=1 H=256 0.95x).
 constexpr index_t kBackwardDotRows = 2;
-// Rows (steps x batch) per chunk of the weight gradients' transposed gate gradients.
-constexpr index_t kWeightGradRows = 512;
+// Rows (steps x batch) per chunk of the weight gradients' transposed gate gradients: the T*B
+// rows in equal chunks of at most this many (each chunk adds into the whole of dW, so fewer,
+// larger chunks read and write it fewer times).
+constexpr index_t kWeightGradRows = 1024;
+inline index_t weight_grad_chunk(index_t rows) {
+  const index_t chunks = std::max<index_t>(1, (rows + kWeightGradRows - 1) / kWeightGradRows);
+  return std::max<index_t>(1, std::min(kWeightGradRows, round_up((rows + chunks - 1) / chunks, 8)));
+}
 inline double backward_dot_max_bytes() { return cache_sizes().l2; }
 
 inline index_t row_length(const index_t* lengths, index_t b, index_t T) {
@@ -465,7 +471,8 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   T *whr_gebp = nullptr, *dm = nullptr, *dhs = nullptr;  // projection
   ws.request(dgh, TB * GH);                          // [T, B, G*H] step order
   if (Cell::separate_dgx) ws.request(dgx, TB * GH);  // [T, B, G*H] step order
-  ws.request(dgT, GH * kWeightGradRows);             // [G*H, chunk] per thread's gate rows
+  const index_t wg_chunk = weight_grad_chunk(TB);
+  ws.request(dgT, GH * wg_chunk);                    // [G*H, chunk] per thread's gate rows
   ws.request(dh, B * R);                             // [B, R] carried dL/dh
   if (Cell::has_c) ws.request(dc, B * H);            // [B, H] carried dL/dc
   ws.request(tmp, batch ? nt * H : H);               // [H] pointwise scratch, own units
@@ -499,8 +506,8 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   // from `last` on (two-phase cells) multiply r*h, saved in aux, instead of h.
   auto weight_gradients = [&](Range gr, T* dgT_own, index_t last) {
     const index_t mid = std::min(std::max(gr.begin, last), gr.end);
-    for (index_t r0 = 0; r0 == 0 || r0 < TB; r0 += kWeightGradRows) {  // T*B = 0: zeros
-      const index_t rc = std::min(kWeightGradRows, TB - r0);
+    for (index_t r0 = 0; r0 == 0 || r0 < TB; r0 += wg_chunk) {  // T*B = 0: zeros
+      const index_t rc = std::min(wg_chunk, TB - r0);
       const bool acc = r0 > 0;
       transpose_into(gr.size(), rc, dgh + r0 * GH + gr.begin, GH, dgT_own, rc);
       gemm_nn(mid - gr.begin, R, rc, dgT_own, rc, a.h_prev + r0 * R, R, a.dw_hh + gr.begin * R,
@@ -651,7 +658,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
 
     // Weight and bias gradients: each thread owns a block of gate rows.
     const Range gr = split_range(GH, nthreads, tid, kUnitAlign);
-    weight_gradients(gr, dgT + gr.begin * kWeightGradRows, two ? GHa : GH);
+    weight_gradients(gr, dgT + gr.begin * wg_chunk, two ? GHa : GH);
     if (proj)  // dW_hr: each thread its own state units (rows of w_hr)
       gemm_tn(np, H, TB, dhs + p0, R, a.proj_in, H, a.dw_hr + p0 * H, H, false);
     if (a.db_ih) {  // column sums over all rows; one sum when dgx is dgh (then db_hh == db_ih)
