@@ -33,6 +33,7 @@ import pyrnn
 from pyrnn import _core
 from pyrnn.charlm import CharLM, TrainConfig
 from pyrnn.charlm._blas import single_blas_thread
+from pyrnn.charlm.cli import _positive_int  # the CLI's argument type, shared
 from pyrnn.charlm.training import train_step
 from pyrnn.optim import Adam
 
@@ -192,16 +193,6 @@ def format_report(result):
                      f"{r['pyrnn_chars_per_s']:13,.0f} | {r['torch_chars_per_s']:13,.0f} | "
                      f"{r['speedup']:6.2f}x")
     return "\n".join(lines)
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _thread_list(text):

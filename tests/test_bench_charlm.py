@@ -1,28 +1,19 @@
 """bench/bench_charlm.py on a tiny model: pyrnn's CharLM and its torch twin are the same model
 and optimizer (losses and parameters agree over several steps), and the report's numbers hang
 together (no timing thresholds)."""
-import importlib.util
 import inspect
 import json
-import pathlib
 
 import numpy as np
 import pytest
 
+import bench_scripts
+
 torch = pytest.importorskip("torch")
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / "bench" / "bench_charlm.py"
 TINY = dict(vocab=11, hidden=16, layers=2, embed=8)
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_charlm", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = bench_scripts.load("bench_charlm")
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

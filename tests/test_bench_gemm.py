@@ -1,15 +1,12 @@
 """The packed step product that bench/bench_gemm.py times (_core.packed_product) computes
 X W^T, and the script runs on a small shape."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import bench_scripts
 from pyrnn import _core
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.parametrize("M,N,K", [(1, 1, 1), (3, 50, 7), (33, 517, 300), (64, 1024, 1100),
@@ -38,11 +35,7 @@ def test_packed_product_rejects_bad_input():
 
 def test_bench_gemm_runs(tmp_path, capsys):
     pytest.importorskip("torch")
-    sys.path.insert(0, str(BENCH))
-    try:
-        import bench_gemm
-    finally:
-        sys.path.remove(str(BENCH))
+    bench_gemm = bench_scripts.load("bench_gemm")
     out = tmp_path / "g.json"
     assert bench_gemm.main(["--shape", "8,64,32", "--shape", "4,48,16", "--rounds", "2",
                             "--min-ms", "1", "--json", str(out)]) == 0

@@ -1,29 +1,16 @@
 """Smoke test of bench/bench_rnn.py: runs the benchmark in-process on tiny shapes with one
 timed round and checks the structure and consistency of the result (no timing thresholds)."""
-import importlib.util
 import json
 import math
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
+import bench_scripts
+
 torch = pytest.importorskip("torch")
 
-_BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
-
-
-def _load_bench():
-    """bench/bench_rnn.py as a module (it puts bench/ on sys.path for its bench/shapes.py)."""
-    spec = importlib.util.spec_from_file_location("bench_rnn", _BENCH / "bench_rnn.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = bench_scripts.load("bench_rnn")
 Shape = bench.Shape
 ONNXRT = bench.onnx_contender.AVAILABLE  # onnx and onnxruntime installed (the bench extra)
 
@@ -207,15 +194,8 @@ def test_plot(result, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _load_readme_table():
-    spec = importlib.util.spec_from_file_location("readme_table", _BENCH / "readme_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_readme_table_from_the_json(result, tmp_path, capsys):
-    readme_table = _load_readme_table()
+    readme_table = bench_scripts.load("readme_table")
     path = tmp_path / "bench.json"
     bench.write_json(result, str(path))
     assert readme_table.main([str(path)]) == 0
@@ -261,7 +241,7 @@ def _without_onnxrt(result):
 def test_readme_table_and_report_read_older_json(result):
     if not ONNXRT:
         pytest.skip("onnxruntime not installed: the smoke run has no ONNX Runtime data")
-    readme_table = _load_readme_table()
+    readme_table = bench_scripts.load("readme_table")
     old = _without_onnxrt(result)
     out = readme_table.report(old)
     assert "ONNX Runtime" not in out

@@ -1,25 +1,14 @@
 """Smoke test of bench/bench_stacked.py: one round on small stacks, the table's structure and
 the wavefront's chunk count (no timing thresholds)."""
-import importlib.util
-import pathlib
-
 import pytest
+
+import bench_scripts
 
 pytest.importorskip("torch")
 
 from pyrnn import layers  # noqa: E402
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / "bench" / "bench_stacked.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_stacked", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = bench_scripts.load("bench_stacked")
 
 
 def test_table_has_a_row_per_stack_with_ratios(capsys):
