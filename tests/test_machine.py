@@ -1,13 +1,12 @@
 """What the kernels read off the machine: the instruction-set build (PYRNN_ISA) and the cache
 sizes that their tuning rules are derived from."""
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import child_python
 import pyrnn
 from pyrnn import _core
 
@@ -16,8 +15,7 @@ BUILT = [s.strip() for s in _core.available_isas().split(",")]
 
 
 def _python(code, **env):
-    return subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env),
-                          capture_output=True, text=True)
+    return child_python.run(code, **env)
 
 
 def _sysfs_cache(level):

@@ -1,13 +1,12 @@
 """Subnormal floats: the kernels' threads flush them to zero (FTZ/DAZ) during a call, on by
 default, and the caller's floating-point mode is left as it was."""
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
+import child_python
 import pyrnn
 import pyrnn.functional as F
 
@@ -112,15 +111,13 @@ def test_bad_argument():
 
 @pytest.mark.parametrize("value,expect", [("0", "False"), ("1", "True")])
 def test_environment_variable(value, expect):
-    env = dict(os.environ, PYRNN_FLUSH_DENORMALS=value)
-    out = subprocess.run([sys.executable, "-c", "import pyrnn; print(pyrnn.flush_denormals())"],
-                         env=env, capture_output=True, text=True, check=True)
+    out = child_python.run("import pyrnn; print(pyrnn.flush_denormals())",
+                           PYRNN_FLUSH_DENORMALS=value)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == expect
 
 
 def test_environment_variable_rejects_other_values():
-    env = dict(os.environ, PYRNN_FLUSH_DENORMALS="yes")
-    out = subprocess.run([sys.executable, "-c", "import pyrnn"], env=env, capture_output=True,
-                         text=True)
+    out = child_python.run("import pyrnn", PYRNN_FLUSH_DENORMALS="yes")
     assert out.returncode != 0
     assert "PYRNN_FLUSH_DENORMALS must be 0 or 1" in out.stderr
