@@ -18,6 +18,10 @@ def as_float_array(name: str, value, dtype=None) -> np.ndarray:
     if value is None:
         raise TypeError(f"{name}: expected an array, got None")
     arr = np.asarray(value)
+    if arr.dtype.kind == "f" and not arr.dtype.isnative:
+        order = {">": "big-endian", "<": "little-endian"}[arr.dtype.byteorder]
+        raise TypeError(f"{name}: expected native byte order, got {order} {arr.dtype.str}; "
+                        f"convert with .astype({arr.dtype.newbyteorder('=').name})")
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: expected dtype float32 or float64, got {arr.dtype}")
     if dtype is not None and arr.dtype != dtype:

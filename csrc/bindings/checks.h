@@ -34,7 +34,7 @@ const T* checked(const py::object& obj, const char* name, const std::vector<inde
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string("argument '") + name + "': expected a numpy array");
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>()))
+  if (!arr.dtype().equal(py::dtype::of<T>()))
     throw py::type_error(std::string("argument '") + name + "': expected dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(arr.dtype())));

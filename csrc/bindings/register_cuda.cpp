@@ -155,12 +155,12 @@ const char* cell_name(CellKind k) {
 
 bool is_f64(const py::object& a) {
   return py::isinstance<py::array>(a) &&
-         py::reinterpret_borrow<py::array>(a).dtype().is(py::dtype::of<double>());
+         py::reinterpret_borrow<py::array>(a).dtype().equal(py::dtype::of<double>());
 }
 
 bool is_f32(const py::object& a) {
   return py::isinstance<py::array>(a) &&
-         py::reinterpret_borrow<py::array>(a).dtype().is(py::dtype::of<float>());
+         py::reinterpret_borrow<py::array>(a).dtype().equal(py::dtype::of<float>());
 }
 
 // One layer/direction's parameters on the GPU (PyTorch layout). `version` counts uploads, so a
@@ -299,8 +299,8 @@ void check_weights_match(const CudaWeights& w, CellKind kind, const py::array& x
       (kind == CellKind::LSTM) != (w.kind == CellKind::LSTM))
     throw py::value_error(std::string("argument 'weights': made for a ") + cell_name(w.kind) +
                           " cell, not " + cell_name(kind));
-  const bool x64 = x.dtype().is(py::dtype::of<double>());
-  if (!x64 && !x.dtype().is(py::dtype::of<float>()))
+  const bool x64 = x.dtype().equal(py::dtype::of<double>());
+  if (!x64 && !x.dtype().equal(py::dtype::of<float>()))
     throw py::type_error("argument 'x': expected dtype float32 or float64, got " +
                          std::string(py::str(x.dtype())));
   if (x64 != w.f64)

@@ -287,7 +287,7 @@ py::tuple backward_t(CellKind kind, const py::array& x_arr, const py::object& w_
   return py::tuple(out);
 }
 
-bool is_dtype(const py::array& x, const py::dtype& d) { return x.dtype().is(d); }
+bool is_dtype(const py::array& x, const py::dtype& d) { return x.dtype().equal(d); }
 
 [[noreturn]] void bad_dtype(const py::array& x) {
   throw py::type_error("argument 'x': expected dtype float32 or float64, got " +
@@ -309,7 +309,7 @@ void register_kernels(py::module_& m) {
                                   "arguments of forward(), x an array");
         const auto x0 = py::reinterpret_borrow<py::tuple>(calls[0])[1].cast<py::array>();
         for (const py::handle& item : calls)
-          if (!py::reinterpret_borrow<py::tuple>(item)[1].cast<py::array>().dtype().is(
+          if (!py::reinterpret_borrow<py::tuple>(item)[1].cast<py::array>().dtype().equal(
                   x0.dtype()))
             throw py::value_error("forward_group: every call's x must have the same dtype");
         if (is_dtype(x0, py::dtype::of<float>()))
