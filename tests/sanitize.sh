@@ -47,7 +47,7 @@ CXX_BIN=${CXX:-g++}
 # Kernel and layer tests (tests/test_reference.py checks only the NumPy reference: not here).
 TORCH_TESTS="tests/test_functional_torch.py tests/test_bad_input.py tests/test_threads.py
              tests/test_gradcheck.py tests/test_layers.py tests/test_array_pool.py
-             tests/test_wavefront.py"
+             tests/test_wavefront.py tests/test_cells.py"
 PLAIN_TESTS="tests/test_fuzz.py tests/test_stress.py tests/test_determinism.py"
 if [[ -n "${PYRNN_SAN_TESTS:-}" ]]; then
   TESTS=$PYRNN_SAN_TESTS

@@ -19,6 +19,8 @@ namespace pyrnn {
 namespace bind {
 void register_kernels(py::module_& m);
 void register_optim(py::module_& m);
+void register_cells(py::module_& m);
+void register_capi(py::module_& m);
 #ifdef PYRNN_HAVE_CUDA
 void register_cuda(py::module_& m);  // register_cuda.cpp, built with -DPYRNN_CUDA=ON
 #endif
@@ -33,6 +35,8 @@ PYBIND11_MODULE(_core, m) {
   pyrnn::bind::kernels();  // picks the build now: a bad PYRNN_ISA fails the import, not a call
   pyrnn::bind::register_kernels(m);
   pyrnn::bind::register_optim(m);
+  pyrnn::bind::register_cells(m);
+  pyrnn::bind::register_capi(m);
 #ifdef PYRNN_HAVE_CUDA
   pyrnn::bind::register_cuda(m);
 #endif

@@ -2,6 +2,7 @@
 #include <Eigen/Core>
 
 #include "pyrnn/cache_info.h"
+#include "pyrnn/cell_step.h"
 #include "pyrnn/kernels.h"
 #include "pyrnn/parallel.h"
 
@@ -71,7 +72,8 @@ const KernelTable& kernel_table() {
   static const KernelTable table{PYRNN_ISA_NAME,      &forward<float>,  &forward<double>,
                                  &backward<float>,    &backward<double>, &eigen_simd,
                                  &set_flush_denormals, &flush_denormals,
-                                 &packed_product_f32, &adam<float>, &adam<double>};
+                                 &packed_product_f32, &adam<float>, &adam<double>,
+                                 &cell_step<float>,   &cell_step<double>};
   return table;
 }
 

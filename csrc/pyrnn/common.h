@@ -103,6 +103,34 @@ struct BackwardArgs {
   T* dw_hr;                // [P, H] out
 };
 
+// One step of a plain cell (torch.nn.LSTMCell / GRUCell / RNNCell), cell_step.h.
+template <typename T>
+struct CellStepArgs {
+  index_t B, I, H;
+  // Rows of x, h, c, h_out and c_out may lie apart: row b of x starts at x + b * ldx, and so on
+  // (row-major with those row strides, in elements; >= I or H, or anything when B = 1).
+  index_t ldx, ldh, ldc, ldh_out, ldc_out;
+  const T* x;      // [B, I] (row stride ldx)
+  const T* h;      // [B, H] state entering the step (ldh), or nullptr (zeros)
+  const T* c;      // [B, H] LSTM cell state (ldc), or nullptr (zeros; LSTM only)
+  const T* w_ih;   // [G*H, I]
+  const T* w_hh;   // [G*H, H]
+  const T* b_ih;   // [G*H] or nullptr (no bias)
+  const T* b_hh;   // [G*H] or nullptr (no bias)
+  T* h_out;        // [B, H] out (ldh_out); must not overlap x, h or c
+  T* c_out;        // [B, H] out (ldc_out; LSTM only); must not overlap x, h or c
+  T* work;         // [cell_step_work(B, G, H)] scratch
+};
+
+// Batches above this many rows take one GEMM per weight instead of a GEMV per row.
+constexpr index_t kCellGemvRows = 4;
+
+// Elements of scratch a step needs: px and ph [B or 1, G*H], bx and bh [G*H], zeros [H].
+inline index_t cell_step_work(index_t B, int G, index_t H) {
+  const index_t rows = B > kCellGemvRows ? B : 1;
+  return 2 * rows * G * H + 2 * G * H + H;
+}
+
 // One instruction-set build of the kernels. Each build lives in its own shared library with
 // hidden visibility, so its Eigen instantiations never mix with another build's.
 struct AdamStep;  // adam.h
@@ -124,6 +152,9 @@ struct KernelTable {
                    int threads);
   void (*adam_f64)(index_t n, double* p, const double* g, double* m, double* v,
                    const AdamStep& s, int threads);
+  // One step of a plain cell on the calling thread (LSTM, GRU, RNN_TANH, RNN_RELU only).
+  void (*cell_step_f32)(CellKind, const CellStepArgs<float>&);
+  void (*cell_step_f64)(CellKind, const CellStepArgs<double>&);
 };
 
 }  // namespace pyrnn
