@@ -156,6 +156,18 @@ def test_stepwise_generation_matches_whole_sequence_forward(tiny_trained):
     np.testing.assert_allclose(gen.logits, logits[-1, 0], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_cell_stepped_sampling_matches_whole_sequence_forward(cell):
+    """generate() steps pyrnn's cells one character at a time: its final logits are those of
+    one forward over the prime and everything it generated."""
+    vocab = Vocab.from_text("abcdefgh \n")
+    model = CharLM(len(vocab), hidden=24, layers=2, embed=8, cell=cell, seed=3).eval()
+    gen = Generator(model, vocab)
+    out = gen.generate(40, temperature=1.0, prime="abc ", seed=1)
+    logits, _ = model(vocab.encode("abc " + out)[:, None])
+    np.testing.assert_allclose(gen.logits, logits[-1, 0], rtol=1e-4, atol=1e-4)
+
+
 # ---------------------------------------------------------------------- visualisation
 class _SpanCollector(HTMLParser):
     """Per <pre class="text"> block, the text of every span with a background colour."""

@@ -1,6 +1,6 @@
 """Text generation: the prime runs through the stacked layer in one call per layer, then each new
-character is one kernel call per layer with T=1, B=1 in inference mode (nothing saved), the
-state carried from call to call. Per step the Python work is the embedding row, those calls,
+character is one cell step per layer (pyrnn.cells: one C++ call each, on this thread), the state
+carried from step to step. Per character the Python work is the embedding row, those steps,
 one small matrix-vector product for the logits and drawing from the softmax."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from .. import cells as C
 from .. import functional as F
 from .data import CharLMError, Vocab
 from .model import CharLM
@@ -27,6 +28,8 @@ class Generator:
         self.weights = [tuple(np.ascontiguousarray(p[f"rnn.{kind}_l{k}"])
                               for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
                         for k in range(L)]
+        cell_class = {"lstm": C.LSTMCell, "gru": C.GRUCell, "rnn": C.RNNCell}[self.cell]
+        self.cells = [cell_class.from_layer(model.rnn, k) for k in range(L)]
         self.emb = np.ascontiguousarray(p["embed.weight"])
         self.head_wt = np.ascontiguousarray(p["head.weight"].T.astype(np.float64))
         self.head_b = p["head.bias"].astype(np.float64)
@@ -73,8 +76,8 @@ class Generator:
         uniforms = rng.random(length)
         out = np.empty(length, dtype=np.int64)
         inv_t = 1.0 / float(temperature)
-        weights, emb, head_wt, head_b = self.weights, self.emb, self.head_wt, self.head_b
-        layer = self._layer
+        cells, emb, head_wt, head_b = self.cells, self.emb, self.head_wt, self.head_b
+        h, c = self.h, self.c
         logits = self.logits
         for i in range(length):
             z = logits * inv_t
@@ -82,10 +85,14 @@ class Generator:
             cdf = np.cumsum(p)
             j = min(int(np.searchsorted(cdf, uniforms[i] * cdf[-1], side="right")), len(cdf) - 1)
             out[i] = j
-            x = emb[j].reshape(1, 1, -1)
-            for k, w in enumerate(weights):
-                x = layer(k, w, x)
-            logits = x[0, 0].astype(np.float64) @ head_wt + head_b
+            x = emb[j:j + 1]  # [1, E]
+            for k, cell in enumerate(cells):
+                if c is not None:
+                    h[k], c[k] = cell(x, (h[k], c[k]))
+                else:
+                    h[k] = cell(x, h[k])
+                x = h[k]
+            logits = x[0].astype(np.float64) @ head_wt + head_b
         self.logits = logits
         return self.vocab.decode(out)
 
