@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "axpy.h"
 #include "cache_info.h"
 #include "common.h"
 #include "gemm.h"
@@ -63,6 +64,7 @@ struct PackedWeights {
   index_t raw_ld = 0;
   bool raw_row_major = true;
   bool raw_dots = false;  // in place, row-major: as dot products (gemm_nt_dots), not Eigen's GEMM
+  bool raw_axpy = false;  // raw is a transposed copy [K, axpy::padded(N)] (prepare_axpy)
 
   // Pack W (N x K): element (n, k) at W[n*ld + k] (RowMajor) or W[n + k*ld] (ColMajor).
   template <int Order>
@@ -99,9 +101,21 @@ struct PackedWeights {
     raw_ld = ld;
     raw_row_major = Order == Eigen::RowMajor;
     raw_dots = dots && raw_row_major;
+    raw_axpy = false;
     N = n_rows;
     K = depth;
   }
+
+#ifdef PYRNN_AXPY
+  // For a few rows against small weights (axpy.h): copy W (N x K, row-major, ld) transposed
+  // into dst (axpy::storage(N, K) elements) and multiply in the axpy form.
+  void prepare_axpy(T* dst, const T* W, index_t ld, index_t n_rows, index_t depth) {
+    static_assert(std::is_same<T, float>::value, "the axpy form is float only");
+    axpy::transpose(n_rows, depth, W, ld, dst);
+    prepare<Eigen::RowMajor>(false, nullptr, 0, dst, axpy::padded(n_rows), n_rows, depth);
+    raw_axpy = true;
+  }
+#endif
 
 #ifdef PYRNN_DOTS
   // For products with one or two rows, where the packed kernel pads every row to a panel of
@@ -210,6 +224,10 @@ struct PackedWeights {
  private:
   void multiply_add_in_place(index_t M, const T* X, index_t ldx, T* C, index_t ldc) const {
     if (N == 0 || K == 0) return;
+#ifdef PYRNN_AXPY
+    if constexpr (std::is_same<T, float>::value)
+      if (raw_axpy) return axpy::multiply_add(M, N, K, X, ldx, raw, raw_ld, C, ldc);
+#endif
     if (raw_dots)
       gemm_nt_dots(M, N, K, X, ldx, raw, raw_ld, C, ldc, true);
     else if (raw_row_major)  // W is [N, K] row-major, or W^T is [K, N] row-major (ColMajor W)

@@ -121,6 +121,25 @@ inline bool prepack_forward(index_t steps, index_t B, double weight_bytes, int t
   return false;
 }
 inline bool prepack_backward(index_t T) { return T >= 2; }
+// The recurrent product of a forward in the axpy form (axpy.h) over a transposed copy of w_hh:
+// float, 1-4 rows, one thread holding every unit (one thread, or the batch split), a one-phase
+// cell without projection, enough steps to repay the copy, and weights small enough to stay in
+// L1/L2 between steps.
+constexpr index_t kAxpyMaxRows = 4;
+constexpr index_t kAxpyMinSteps = 4;
+constexpr index_t kAxpyMaxDepth = 128;  // K = H: beyond it the dot tiles' reductions are cheap
+inline double axpy_max_bytes() { return cache_sizes().l2 / 4.0; }
+template <typename T>
+inline bool use_axpy(index_t steps, index_t B, index_t GH, index_t K, bool whole, bool one_phase) {
+#ifdef PYRNN_AXPY
+  return std::is_same<T, float>::value && whole && one_phase && B <= kAxpyMaxRows &&
+         steps >= kAxpyMinSteps && K <= kAxpyMaxDepth &&
+         double(GH) * double(K) * sizeof(T) <= axpy_max_bytes();
+#else
+  (void)steps, (void)B, (void)GH, (void)K, (void)whole, (void)one_phase;
+  return false;
+#endif
+}
 // Backward's per-step products with this many rows or fewer take the weights as a transposed
 // row-major copy and run as dot tiles, not packed, while the weights are smaller than one
 // core's L2 (both copy the weights once per call). From there on the packed panels win (A/B, one
@@ -183,10 +202,20 @@ struct GateRows {
   int parts = 0;
 
   void prepare(bool pack, T* buffer, const T* W, index_t K, index_t H, int g0, int g1, Range u,
-               int tid, int nthreads, bool dots) {
+               int tid, int nthreads, bool dots, bool axpy_form = false) {
     using PW = PackedWeights<T>;
     n = u.size();
     const bool whole = nthreads == 1;  // then u is every unit: rows [g0*H, g1*H) contiguous
+#ifdef PYRNN_AXPY
+    if constexpr (std::is_same<T, float>::value) {
+      if (axpy_form && whole) {  // use_axpy(): the buffer holds axpy::storage of the rows
+        parts = 1;
+        part[0].prepare_axpy(buffer, W + g0 * H * K, K, (g1 - g0) * H, K);
+        return;
+      }
+    }
+#endif
+    (void)axpy_form;
     parts = whole ? 1 : g1 - g0;
     for (int q = 0; q < parts; ++q) {
       const int g = g0 + q;
@@ -258,7 +287,11 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   // Pack buffers only when packing (prepare() leaves them untouched otherwise). In the batch
   // split every thread packs all the weights into its own copy (in its own L2).
   const int pack_parts = plan.pack_parts(), copies = plan.copies();
-  const index_t whh_one = gate_rows_buffer<G>(prepack, H, R, pack_parts, depth_blocks, PW::kAlign);
+  const bool rec_axpy = use_axpy<T>(T_, B, GH, R, nt == 1 || batch, !two && !proj);
+  index_t whh_one = gate_rows_buffer<G>(prepack, H, R, pack_parts, depth_blocks, PW::kAlign);
+#ifdef PYRNN_AXPY
+  if (rec_axpy) whh_one = round_up(axpy::storage(GH, R), PW::kAlign);
+#endif
   ws.request(whh_gebp, copies * whh_one);
   // The input projection packs w_ih once (Eigen's GEMM would re-pack it every chunk; the
   // packed product alone ran 15-20% faster in a micro-benchmark, a whole LSTM call 1-2%),
@@ -297,8 +330,8 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     T* wih_buf = wih_gebp + (batch ? tid * wih_one : 0);
     if (!batch || tid == 0) pack_gate_rows(bias_x, 1, H, G, u, bx_pk + col0);
     GateRows<T, G> rec;  // this thread's gate rows of w_hh, packed once for the per-step GEMM
-    rec.prepare(prepack, whh_buf, a.w_hh, R, H, 0, two ? G - 1 : G, u, ptid, pnt,
-                use_dots<T>(B, GH, R));
+    rec.prepare(prepack && !rec_axpy, whh_buf, a.w_hh, R, H, 0, two ? G - 1 : G, u, ptid, pnt,
+                use_dots<T>(B, GH, R), rec_axpy);
     PW rec_proj;  // projection: this thread's state rows of w_hr
     if (proj)
       rec_proj.template prepare<Eigen::RowMajor>(
