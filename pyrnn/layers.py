@@ -32,6 +32,7 @@ from __future__ import annotations
 import atexit
 import math
 import numbers
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -60,6 +61,17 @@ def _pool() -> ThreadPoolExecutor:
         _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pyrnn-direction")
         atexit.register(_executor.shutdown, wait=False)
     return _executor
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child inherits the pool object but none of its threads: work submitted to it
+    would wait forever. The child makes a fresh pool on first use."""
+    global _executor
+    _executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _run_directions(fns):

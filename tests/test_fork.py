@@ -9,6 +9,8 @@ that does not finish within a deadline, so a regression fails in seconds instead
   runs on more than one thread (new threads appear in the child), and a grandchild works too.
 - multiprocessing 'fork' Pool: workers run a layer's forward with 2 threads, same results.
 - forward_group (the stacked layers' wavefront) in a forked child.
+- a bidirectional layer (its reverse direction runs on a Python thread pool, which a child
+  inherits without threads) in a forked child.
 """
 import json
 import sys
@@ -137,6 +139,19 @@ layer = pyrnn.GRU(16, 64, num_layers=3, num_threads=2, seed=3).eval()
 x = np.random.default_rng(4).standard_normal((600, 1, 16)).astype(np.float32)
 assert layer._wavefront_chunks(600, 1, 2) >= 3, "the sizes must take the wavefront"
 want_y = layer(x)[0]
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if np.array_equal(layer(x)[0], want_y) else 3)
+print(json.dumps(dict(status=wait_child(pid))))
+""")
+    assert out["status"] == 0, out
+
+
+def test_bidirectional_layer_in_forked_child():
+    out = _run(r"""
+layer = pyrnn.LSTM(8, 16, bidirectional=True, num_threads=2, seed=5).eval()
+x = np.random.default_rng(6).standard_normal((9, 3, 8)).astype(np.float32)
+want_y = layer(x)[0]     # the parent's direction pool now has a thread
 pid = os.fork()
 if pid == 0:
     os._exit(0 if np.array_equal(layer(x)[0], want_y) else 3)
