@@ -123,6 +123,7 @@ class _RNNBase(Module):
     _has_cell = False
     _cell = ""  # the kernel's cell name in pyrnn.functional ("lstm", "gru", "rnn_tanh", ...)
     proj_size = 0  # LSTM projection size P (0: none); set before _RNNBase.__init__
+    _transient = {"_tape": None, "_tape_state": "none", "_cuda_weights": None}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -304,6 +305,10 @@ class _RNNBase(Module):
 
     def _pack_state(self, arrays):
         return tuple(arrays) if self._has_cell else arrays[0]
+
+    def _restore_transient(self) -> None:
+        if self.device == "cuda":  # the weights' GPU copies were not pickled
+            self.to("cuda")
 
     # ------------------------------------------------------------------ device
     def to(self, device: str) -> "_RNNBase":
