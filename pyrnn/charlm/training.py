@@ -293,7 +293,7 @@ def _train(text, cfg, progress, log, stream, source, comm):
         if streams_total < comm.Get_size():
             raise CharLMError(f"{streams_total} streams cannot be split over {comm.Get_size()} "
                               "ranks: give a --batch of at least the number of ranks")
-        train_mat = train_mat[:, _rank_columns(streams_total, comm)]
+        train_mat = np.ascontiguousarray(train_mat[:, _rank_columns(streams_total, comm)])
         share = train_mat.shape[1] / streams_total
         top_threads = dist.threads_per_rank(comm)
     val_mat = streams(val_data, 64)
