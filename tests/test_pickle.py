@@ -11,6 +11,7 @@ and during a training forward (a live tape):
   run its pending backward.
 Optimizers: a copy continues exactly as the original would (same parameters after further
 steps); pickled together with their model they keep sharing its arrays.
+A layer on "cuda" (where a GPU is present) uploads its weights again in the copy.
 """
 import copy
 import pickle
@@ -171,3 +172,15 @@ def test_optimizer_copies_continue_identically(kind):
         for k, p in layer.params.items():
             p[...] = saved[k]
         opt.state = saved_state
+
+
+@pytest.mark.skipif(not pyrnn.cuda.is_available(),
+                    reason=f"CUDA not available: {pyrnn.cuda.unavailable_reason()}")
+def test_layer_on_cuda_copies_upload_again():
+    layer = pyrnn.GRU(I, 8, num_layers=2, seed=12).to("cuda").eval()
+    x = _input(layer, 5)
+    want = layer(x)[0]
+    for twin in _copies(layer).values():
+        assert twin.device == "cuda" and twin._cuda_weights is not None
+        assert twin._cuda_weights is not layer._cuda_weights
+        np.testing.assert_array_equal(twin(x)[0], want)
