@@ -9,7 +9,7 @@ leaves the other waiting in a collective.
 - allreduce_grads: the mean (and with average=False the sum) of every rank's arrays, in place;
   ranks holding different arrays all get a ValueError;
 - rank_seed differs between ranks and is fixed by the seed; threads_per_rank never
-  oversubscribes the node;
+  oversubscribes the node, and the char-LM caps --threads to it;
 - the char-LM: 2 ranks with half the streams each end with the parameters (float64: to 1e-9;
   float32 through train(): to float32 tolerance) and the validation loss of one process with
   all the streams, with clipping active (so it must act on the global norm after the allreduce).
@@ -127,3 +127,11 @@ def test_charlm_train_equals_one_process_float32():
     assert par.summary["val_loss"] == pytest.approx(ref.summary["val_loss"], rel=1e-5)
     for k, p in ref.model.params.items():
         np.testing.assert_allclose(par.model.params[k], p, rtol=1e-4, atol=2e-6, err_msg=k)
+
+
+def test_charlm_threads_capped_to_the_ranks_share():
+    """--threads above the node's cores / its ranks would oversubscribe: capped."""
+    cfg = TrainConfig(cell="rnn", layers=1, hidden=8, embed=4, batch=4, bptt=8,
+                      time_budget=0, max_steps=1, eval_every=1e9, threads=64)
+    result = train(_text(600), cfg, progress="off", comm=COMM)
+    assert result.summary["threads"] == dist.threads_per_rank()

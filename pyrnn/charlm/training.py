@@ -306,7 +306,10 @@ def _train(text, cfg, progress, log, stream, source, comm):
     if comm is not None:
         dist.broadcast_params(model.params, comm=comm)  # the same start whatever the seeding
     opt = Adam(model.params, lr=cfg.lr)
-    tuner = _ThreadTuner(cfg.threads, top_threads)
+    threads = cfg.threads
+    if top_threads is not None and threads != "auto" and int(threads) > top_threads:
+        threads = top_threads  # more would oversubscribe the node's cores
+    tuner = _ThreadTuner(threads, top_threads)
 
     by_time = cfg.time_budget > 0
     total = cfg.time_budget if by_time else cfg.max_steps
@@ -320,7 +323,9 @@ def _train(text, cfg, progress, log, stream, source, comm):
         f"streams x bptt {cfg.bptt}, Adam lr {cfg.lr:g}, clip {cfg.clip:g}")
     if comm is not None:
         say(f"data parallel: {comm.Get_size()} MPI ranks, {train_mat.shape[1]} streams on "
-            f"rank 0; kernel threads per rank: {'/'.join(map(str, tuner.options))}")
+            f"rank 0; kernel threads per rank: {'/'.join(map(str, tuner.options))}" +
+            (f" (not {cfg.threads}: the node's cores / its ranks is {top_threads})"
+             if threads != cfg.threads else ""))
     say(f"unigram baseline (character frequencies): {unigram:.4f} nats/char = "
         f"{bits(unigram):.3f} bits/char, perplexity {perplexity(unigram):.2f}")
     budget = (f"{cfg.time_budget:g} s" if by_time else "") + \

@@ -48,10 +48,12 @@ class SequenceClassifier:
         _, h_n = self.rnn(x, lengths=lengths)
         return self.head(h_n[-1])
 
-    def backward(self, dlogits: np.ndarray) -> None:
-        T, B = self._shape
+    def backward(self, dlogits: np.ndarray, steps: int) -> None:
+        """Gradients from ``dlogits [B, 2]`` of the last forward, whose input had ``steps``
+        time steps (only the final state feeds the read-out: the outputs get zero gradient)."""
         dh = self.head.backward(dlogits)
-        self.rnn.backward(np.zeros((T, B, self.rnn.hidden_size), self.rnn.dtype), dh[None])
+        dy = np.zeros((steps, dlogits.shape[0], self.rnn.hidden_size), self.rnn.dtype)
+        self.rnn.backward(dy, dh[None])
 
     def train_steps(self, steps: int, rng: np.random.Generator, max_len: int) -> float:
         params = {**{f"rnn.{k}": v for k, v in self.rnn.params.items()},
@@ -63,10 +65,9 @@ class SequenceClassifier:
         for _ in range(steps):
             seqs = make_sequences(64, self.rnn.input_size, max_len, rng)
             x, lengths = pad(seqs)
-            self._shape = x.shape[:2]
             self.rnn.zero_grad(), self.head.zero_grad()
             loss, dlogits = softmax_cross_entropy(self.forward(x, lengths), labels(seqs))
-            self.backward(dlogits)
+            self.backward(dlogits, x.shape[0])
             opt.step(grads)
         return loss
 
