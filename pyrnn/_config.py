@@ -59,6 +59,7 @@ def config() -> dict:
     info.update(
         version=__version__,
         default_threads=_core.max_threads(),
+        threads_backend=_core.threads_backend(),
         python=platform.python_version(),
         numpy=np.__version__,
         machine=platform.machine(),
@@ -82,6 +83,7 @@ def show_config() -> None:
         ("compiler", info["compiler"]),
         ("OpenMP", info["openmp"] or "not available (serial build)"),
         ("default threads", info["default_threads"]),
+        ("threads run by", info["threads_backend"]),
         ("CPU", info["cpu"]),
         ("caches", f'L1d {caches["l1d"] >> 10} KiB, L2 {caches["l2"] >> 10} KiB per core, '
                    f'L3 {caches["l3"] >> 20} MiB (from {caches["source"]})'),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import atexit
 import math
 import numbers
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -60,6 +61,17 @@ def _pool() -> ThreadPoolExecutor:
         _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pyrnn-direction")
         atexit.register(_executor.shutdown, wait=False)
     return _executor
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child inherits the pool object but none of its threads: work submitted to it
+    would wait forever. The child makes a fresh pool on first use."""
+    global _executor
+    _executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _run_directions(fns):
@@ -111,6 +123,7 @@ class _RNNBase(Module):
     _has_cell = False
     _cell = ""  # the kernel's cell name in pyrnn.functional ("lstm", "gru", "rnn_tanh", ...)
     proj_size = 0  # LSTM projection size P (0: none); set before _RNNBase.__init__
+    _transient = {"_tape": None, "_tape_state": "none", "_cuda_weights": None}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -292,6 +305,10 @@ class _RNNBase(Module):
 
     def _pack_state(self, arrays):
         return tuple(arrays) if self._has_cell else arrays[0]
+
+    def _restore_transient(self) -> None:
+        if self.device == "cuda":  # the weights' GPU copies were not pickled
+            self.to("cuda")
 
     # ------------------------------------------------------------------ device
     def to(self, device: str) -> "_RNNBase":

@@ -3,6 +3,10 @@
 There is no autograd engine. A layer keeps its parameters in ``params`` and the
 matching gradient buffers in ``grads`` (same keys, shapes and dtypes); its
 ``backward`` accumulates into ``grads``. Optimizers update ``params`` in place.
+
+Modules pickle and deep-copy as their configuration, parameters and gradients (so they can be
+shipped to worker processes); what a forward saved for its backward and handles to device
+memory are not carried over (``_transient``).
 """
 from __future__ import annotations
 
@@ -25,6 +29,22 @@ class StateDictError(KeyError, ValueError):
 
 class Module:
     """Base of all layers: ``params``/``grads`` dicts, ``zero_grad``, state dicts, train/eval."""
+
+    # Attributes reset to these values in a pickled or deep-copied module: a forward's tape
+    # (what backward needs) and handles to memory that is not the process's own.
+    _transient: Mapping[str, object] = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(self._transient)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._restore_transient()
+
+    def _restore_transient(self) -> None:
+        """Rebuild what ``_transient`` dropped, after unpickling (layers on a GPU re-upload)."""
 
     def __init__(self) -> None:
         self.params: Dict[str, np.ndarray] = {}

@@ -53,6 +53,8 @@ def _as_index_array(name: str, indices) -> np.ndarray:
 class Linear(Module):
     """``y = x W^T + b`` on inputs ``[..., in_features]``; weight ``[out, in]``, bias ``[out]``."""
 
+    _transient = {"_x": None}  # the forward's input, kept for backward
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  dtype=np.float32, seed=None) -> None:
         super().__init__()
@@ -106,6 +108,8 @@ class Linear(Module):
 
 class Embedding(Module):
     """Lookup table ``weight[num_embeddings, embedding_dim]`` initialised N(0, 1)."""
+
+    _transient = {"_indices": None}  # the forward's indices, kept for backward
 
     def __init__(self, num_embeddings: int, embedding_dim: int,
                  dtype=np.float32, seed=None) -> None:

@@ -84,6 +84,15 @@ PYBIND11_MODULE(_core, m) {
     d["source"] = c.source;
     return d;
   }, "The data cache sizes (bytes) the kernels' tuning rules are derived from, and their source.");
+  m.def("threads_backend", [] {
+#ifdef _OPENMP
+    return pyrnn::in_forked_child() ? "pyrnn threads (forked child: libgomp's pool is stale)"
+                                    : "OpenMP";
+#else
+    return "none (serial build)";
+#endif
+  }, "Who runs the kernels' threads in this process: OpenMP, or in a child of fork() pyrnn's "
+     "own team (GNU libgomp hangs there).");
   m.def("max_threads", [] { return pyrnn::max_threads(); },
         "OpenMP's default thread count (OMP_NUM_THREADS or the core count).");
   m.def(

@@ -11,10 +11,14 @@
 #include "checks.h"
 #include "dispatch.h"
 #include "pyrnn/common.h"
+#include "pyrnn/parallel.h"
 
 namespace pyrnn {
 namespace bind {
 namespace {
+
+// forward_group's parallel region runs in this library: it must know of forks too.
+[[maybe_unused]] const bool kWatchingForFork = watch_for_fork();
 
 CellKind cell_kind(int cell) {
   if (cell < 0 || cell >= kCellKindCount) throw py::value_error("argument 'cell': unknown cell kind " +
@@ -178,18 +182,20 @@ py::list forward_group_t(const py::list& calls, int num_threads) {
   {
     py::gil_scoped_release release;
     const long count = long(prepared.size());
-    [[maybe_unused]] const int team = int(std::min<long>(num_threads, count));
+    const int team = int(std::min<long>(num_threads, count));
     // static, 1: a stage's calls are ordered by layer, so a layer mostly stays on one core
     // (its weights in that core's L2). bench/bench_stacked.py, wavefront vs layer after layer:
     // dynamic scheduling 0.90-1.32x (most stacks about 1.0x), static 1.06-1.51x.
-#pragma omp parallel for num_threads(team) schedule(static, 1)
-    for (long i = 0; i < count; ++i) {
-      try {
-        run(prepared[size_t(i)].a, prepared[size_t(i)].kind);
-      } catch (...) {
-        errors[size_t(i)] = std::current_exception();
+    // (parallel_region: OpenMP's threads, or the fork-safe team in a forked child.)
+    parallel_region(team, [&](int tid, int nthreads, StepBarrier&) {
+      for (long i = tid; i < count; i += nthreads) {
+        try {
+          run(prepared[size_t(i)].a, prepared[size_t(i)].kind);
+        } catch (...) {
+          errors[size_t(i)] = std::current_exception();
+        }
       }
-    }
+    });
   }
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);

@@ -11,6 +11,9 @@ namespace pyrnn {
 namespace PYRNN_ISA_NS {
 namespace {
 
+// Registered when the library loads, before any fork that could follow a kernel call.
+[[maybe_unused]] const bool kWatchingForFork = watch_for_fork();
+
 template <typename T>
 void forward(CellKind k, const ForwardArgs<T>& a) {
   switch (k) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common.h"
+#include "fork_team.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -97,12 +98,21 @@ class DenormalsFlushed {
 };
 
 // Runs body(tid, nthreads, barrier) on up to `nthreads` threads, each with subnormals flushed
-// when flush_denormals_flag() is set; body must not throw.
+// when flush_denormals_flag() is set; body must not throw. OpenMP's threads, except in a forked
+// child, where the library's own team runs it.
 template <class Body>
 inline void parallel_region(int nthreads, Body&& body) {
   StepBarrier bar;
   const bool flush = flush_denormals_flag().load(std::memory_order_relaxed);
 #ifdef _OPENMP
+  if (nthreads > 1 && in_forked_child()) {  // libgomp's pool is stale after fork (fork_team.h)
+    bar.set_count(nthreads);
+    fork_team().run(nthreads, [&](int tid) {
+      DenormalsFlushed mode(flush);
+      body(tid, nthreads, bar);
+    });
+    return;
+  }
   if (nthreads > 1) {
 #pragma omp parallel num_threads(nthreads)
     {

@@ -3,6 +3,7 @@
     pyrnn-charlm [train] [--text FILE] [options]      train (default: on the stdlib's source)
     pyrnn-charlm sample [--checkpoint F] [--temperature T] [--length N] [--prime TEXT] [--seed S]
     pyrnn-charlm viz --text FILE [--checkpoint F] [--out page.html] [--cells auto|3,17,42]
+    mpiexec -n N pyrnn-charlm [train] ...             data parallel over N ranks (extra 'mpi')
 
 Every recurrence runs in pyrnn's fused kernels; errors in the arguments or the files end with a
 message and exit status 2, without a traceback.
@@ -175,12 +176,27 @@ def _fail(parser, message: str):
     parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
+def _mpi_comm():
+    """COMM_WORLD when launched by mpiexec with more than one rank, else None (a plain run
+    never imports mpi4py)."""
+    from .. import distributed as dist
+
+    if dist.launched_size() <= 1:
+        return None
+    try:
+        comm = dist.mpi().COMM_WORLD
+    except ImportError as exc:
+        raise CharLMError(f"launched under mpiexec, but {exc}") from None
+    return comm if comm.Get_size() > 1 else None
+
+
 def _cmd_train(args, parser) -> int:
     from .training import TrainConfig, bits, perplexity, train
     from .model import save_checkpoint
     from .sample import Generator
 
     wall0 = time.perf_counter()
+    comm = _mpi_comm()
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -200,7 +216,9 @@ def _cmd_train(args, parser) -> int:
                       time_budget=args.time_budget, max_steps=args.steps,
                       val_fraction=args.val_fraction, eval_every=args.eval_every,
                       seed=args.seed, threads=args.threads)
-    result = train(text, cfg, progress=args.progress, source=source)
+    result = train(text, cfg, progress=args.progress, source=source, comm=comm)
+    if comm is not None and comm.Get_rank() != 0:
+        return 0  # rank 0 reports, saves and samples
     s = result.summary
     model, vocab = result.model, result.vocab
     val, uni = s["val_loss"], s["unigram_loss"]
@@ -214,7 +232,8 @@ def _cmd_train(args, parser) -> int:
           f"({100 * (1 - val / uni):.0f}% fewer bits per char)")
     print(f"trained {s['train_time_s']:.0f} s: {s['steps']} steps, {s['chars_seen']:,} chars "
           f"({s['epochs']:.2f} epochs) at {s['chars_per_s']:,.0f} chars/s with "
-          f"{s['threads']} kernel thread(s)")
+          f"{s['threads']} kernel thread(s)" +
+          (f" on each of {s['ranks']} ranks" if s["ranks"] > 1 else ""))
     if not args.no_save:
         path = save_checkpoint(args.checkpoint, model, vocab,
                                {"train": {k: v for k, v in s.items() if k != "config"},

@@ -2,7 +2,13 @@
 a cosine learning-rate decay over the budget (wall time and/or steps), periodic validation, a
 progress bar (tqdm when installed, plain lines otherwise) and, with ``threads="auto"``, a choice
 of the kernels' thread count by timing real training steps (on a shared machine one thread can
-beat two by far)."""
+beat two by far).
+
+Data parallel over MPI (``comm``, see :mod:`pyrnn.distributed`): every rank holds the model and
+trains on its own slice of the streams; the gradients (weighted by each rank's share of the
+streams, so the result is the whole batch's mean) are summed in one message before clipping, so
+the clipping sees the global norm and every rank takes the same optimizer step. Rank 0 decides
+when to stop and to validate; validation is split over the ranks as well."""
 from __future__ import annotations
 
 import math
@@ -142,9 +148,9 @@ class _ThreadTuner:
     probed now and then: two steps (the first only warms up), every 20 steps at first, and half
     as often each time the probe loses (at most every 640 steps)."""
 
-    def __init__(self, threads):
+    def __init__(self, threads, top=None):
         if threads == "auto":
-            top = max(1, int(_core.max_threads()))
+            top = max(1, int(top or _core.max_threads()))
             self.options = sorted({1, top})
         else:
             self.options = [int(threads)]
@@ -181,9 +187,28 @@ class _ThreadTuner:
 
 
 # ---------------------------------------------------------------------- evaluation
-def evaluate(model: CharLM, matrix: np.ndarray, chunk: int = 256) -> float:
+def _rank_columns(n: int, comm) -> np.ndarray:
+    """This rank's streams: the columns of an ``[steps, n]`` stream matrix, in contiguous
+    near-equal blocks over the ranks."""
+    return np.array_split(np.arange(n), comm.Get_size())[comm.Get_rank()]
+
+
+def evaluate(model: CharLM, matrix: np.ndarray, chunk: int = 256, comm=None) -> float:
     """Mean cross-entropy (nats/char) over all next-character predictions in ``matrix [n, B]``
-    (B parallel streams, state carried across chunks), in inference mode."""
+    (B parallel streams, state carried across chunks), in inference mode. With an MPI ``comm``
+    every rank evaluates its share of the streams and all get the mean over all of them."""
+    if comm is not None and comm.Get_size() > 1:
+        cols = _rank_columns(matrix.shape[1], comm)
+        sums = np.array(_loss_sum(model, matrix[:, cols], chunk) if cols.size else (0.0, 0.0))
+        from ..distributed import mpi
+        comm.Allreduce(mpi().IN_PLACE, sums)
+        return float(sums[0] / max(sums[1], 1))
+    total, count = _loss_sum(model, matrix, chunk)
+    return total / max(count, 1)
+
+
+def _loss_sum(model: CharLM, matrix: np.ndarray, chunk: int):
+    """(summed cross-entropy, number of predictions) over ``matrix``."""
     was_training = model.rnn.training
     model.eval()
     total, count, state = 0.0, 0, None
@@ -197,20 +222,33 @@ def evaluate(model: CharLM, matrix: np.ndarray, chunk: int = 256) -> float:
                 count += y.size
     finally:
         model.train(was_training)
-    return total / max(count, 1)
+    return total, count
 
 
 # ---------------------------------------------------------------------- training
 def train_step(model: CharLM, opt: Adam, x: np.ndarray, y: np.ndarray, state=None,
-               clip: float = 1.0):
+               clip: float = 1.0, comm=None, share: float = 1.0):
     """One step of truncated BPTT: forward ``x [T, B]`` from the carried ``state``, softmax
     cross-entropy against ``y [T, B]``, backward (not into the state), clipping of the gradient
     norm to ``clip`` (0: off) and an optimizer step. Returns ``(loss, final state)``; the
-    caller carries the state to the next chunk (and runs it under ``single_blas_thread()``)."""
+    caller carries the state to the next chunk (and runs it under ``single_blas_thread()``).
+
+    Data parallel: ``x``/``y`` are this rank's streams, ``share`` their fraction of all ranks'
+    streams; gradients and loss are summed over ``comm`` weighted by ``share`` (the whole
+    batch's mean), then clipped by the global norm. The loss returned is the whole batch's."""
     model.zero_grad()
     logits, state = model.forward(x, state)
     loss, dlogits = nn.softmax_cross_entropy(logits, y)
     model.backward(dlogits)
+    if comm is not None:
+        from ..distributed import allreduce_grads
+        fused = dict(model.grads)
+        for grad in fused.values():
+            grad *= grad.dtype.type(share)
+        # the loss rides in the gradients' buffer: one message per step
+        fused["(loss)"] = np.array([loss * share], dtype=model.dtype)
+        allreduce_grads(fused, average=False, comm=comm)
+        loss = float(fused["(loss)"][0])
     if clip > 0:
         clip_grad_norm(model.grads, clip)
     opt.step(model.grads)
@@ -219,7 +257,7 @@ def train_step(model: CharLM, opt: Adam, x: np.ndarray, y: np.ndarray, state=Non
 
 def train(text: str, config: Optional[TrainConfig] = None, *, progress: str = "auto",
           log: Optional[Callable[[str], None]] = None, stream=None,
-          source: str = "text") -> TrainResult:
+          source: str = "text", comm=None) -> TrainResult:
     """Train a :class:`CharLM` on ``text``; returns the model, vocabulary, summary and history.
 
     ``progress`` is ``"auto"`` (a tqdm bar when tqdm is installed and the output is a terminal,
@@ -227,19 +265,37 @@ def train(text: str, config: Optional[TrainConfig] = None, *, progress: str = "a
     ``log`` receives the interval reports (default: printed through the progress display).
     Stops at ``config.time_budget`` seconds or ``config.max_steps`` steps, whichever comes
     first; Ctrl-C stops early and still returns the model.
+
+    ``comm`` (an mpi4py communicator of more than one rank): data-parallel training, every rank
+    calling ``train`` with the same text and config; all ranks return the same model, only
+    rank 0 reports (the others run silently).
     """
     cfg = (config or TrainConfig()).check()
+    if comm is not None and comm.Get_size() == 1:
+        comm = None
+    if comm is not None and comm.Get_rank() != 0:
+        progress, log = "off", (lambda line: None)
     with single_blas_thread():
-        return _train(text, cfg, progress, log, stream or sys.stdout, source)
+        return _train(text, cfg, progress, log, stream or sys.stdout, source, comm)
 
 
-def _train(text, cfg, progress, log, stream, source):
+def _train(text, cfg, progress, log, stream, source, comm):
     if not text:
         raise CharLMError("the training text is empty")
     vocab = Vocab.from_text(text)
     data = vocab.encode(text)
     train_data, val_data = split_train_val(data, cfg.val_fraction)
     train_mat = streams(train_data, cfg.batch)
+    streams_total = train_mat.shape[1]
+    share, top_threads = 1.0, None
+    if comm is not None:
+        from .. import distributed as dist
+        if streams_total < comm.Get_size():
+            raise CharLMError(f"{streams_total} streams cannot be split over {comm.Get_size()} "
+                              "ranks: give a --batch of at least the number of ranks")
+        train_mat = np.ascontiguousarray(train_mat[:, _rank_columns(streams_total, comm)])
+        share = train_mat.shape[1] / streams_total
+        top_threads = dist.threads_per_rank(comm)
     val_mat = streams(val_data, 64)
     # interim validation: the first steps of all 64 validation streams, so it samples the
     # whole split evenly (the final validation uses all of it)
@@ -247,19 +303,29 @@ def _train(text, cfg, progress, log, stream, source):
     unigram = unigram_loss(train_data, val_mat[1:], len(vocab))
 
     model = CharLM(len(vocab), cfg.hidden, cfg.layers, cfg.embed, cfg.cell, seed=cfg.seed)
+    if comm is not None:
+        dist.broadcast_params(model.params, comm=comm)  # the same start whatever the seeding
     opt = Adam(model.params, lr=cfg.lr)
-    tuner = _ThreadTuner(cfg.threads)
+    threads = cfg.threads
+    if top_threads is not None and threads != "auto" and int(threads) > top_threads:
+        threads = top_threads  # more would oversubscribe the node's cores
+    tuner = _ThreadTuner(threads, top_threads)
 
     by_time = cfg.time_budget > 0
     total = cfg.time_budget if by_time else cfg.max_steps
     bar = _make_progress(total, "s" if by_time else "steps", progress, stream)
     say = log or bar.write
-    chars_per_epoch = (train_mat.shape[0] - 1) * train_mat.shape[1]
+    chars_per_epoch = (train_mat.shape[0] - 1) * streams_total
     say(f"corpus: {source}: {len(data):,} chars, vocabulary {len(vocab)}, "
         f"train {len(train_data):,} / validation {len(val_data):,} chars")
     say(f"model: embedding {cfg.embed} -> {cfg.layers} x {cfg.cell.upper()} {cfg.hidden} -> "
-        f"linear {len(vocab)} ({model.num_params:,} parameters); batch {train_mat.shape[1]} "
+        f"linear {len(vocab)} ({model.num_params:,} parameters); batch {streams_total} "
         f"streams x bptt {cfg.bptt}, Adam lr {cfg.lr:g}, clip {cfg.clip:g}")
+    if comm is not None:
+        say(f"data parallel: {comm.Get_size()} MPI ranks, {train_mat.shape[1]} streams on "
+            f"rank 0; kernel threads per rank: {'/'.join(map(str, tuner.options))}" +
+            (f" (not {cfg.threads}: the node's cores / its ranks is {top_threads})"
+             if threads != cfg.threads else ""))
     say(f"unigram baseline (character frequencies): {unigram:.4f} nats/char = "
         f"{bits(unigram):.3f} bits/char, perplexity {perplexity(unigram):.2f}")
     budget = (f"{cfg.time_budget:g} s" if by_time else "") + \
@@ -285,7 +351,7 @@ def _train(text, cfg, progress, log, stream, source):
         interval_loss, interval_n = 0.0, 0
         model.num_threads = tuner.best
         t0 = time.perf_counter()
-        vl = evaluate(model, sub_mat)
+        vl = evaluate(model, sub_mat, comm=comm)
         eval_cost = time.perf_counter() - t0
         cps = chars_seen / compute if compute else 0.0
         history.append({"step": step, "time_s": round(time.perf_counter() - start, 3),
@@ -302,6 +368,8 @@ def _train(text, cfg, progress, log, stream, source):
                 elapsed = time.perf_counter() - start
                 frac = max(elapsed / cfg.time_budget if by_time else 0.0,
                            step / cfg.max_steps if cfg.max_steps else 0.0)
+                if comm is not None:  # rank 0's clock decides for all
+                    frac = comm.bcast(frac, root=0)
                 if frac >= 1.0:
                     done = True
                     break
@@ -310,14 +378,14 @@ def _train(text, cfg, progress, log, stream, source):
                 threads = tuner.next()
                 model.num_threads = threads
                 t0 = time.perf_counter()
-                loss, state = train_step(model, opt, x, y, state, cfg.clip)
+                loss, state = train_step(model, opt, x, y, state, cfg.clip, comm, share)
                 dt = time.perf_counter() - t0
                 if not math.isfinite(loss):
                     raise CharLMError(f"training diverged at step {step} (loss {loss}); "
                                       "try a lower --lr or a smaller --clip")
                 tuner.record(threads, dt / y.size)
                 compute += dt
-                chars_seen += y.size
+                chars_seen += y.shape[0] * streams_total  # all ranks' characters
                 step += 1
                 interval_loss += loss
                 interval_n += 1
@@ -330,7 +398,10 @@ def _train(text, cfg, progress, log, stream, source):
                 bar.set_postfix_str(f"loss {loss:.3f}, {chars_seen / compute:,.0f} chars/s, "
                                     f"{tuner.best} thr", refresh=False)
                 room = not by_time or now + eval_cost < start + cfg.time_budget
-                if now - last_eval >= cfg.eval_every and room:
+                due = now - last_eval >= cfg.eval_every and room
+                if comm is not None:
+                    due = comm.bcast(due, root=0)
+                if due:
                     report()
                     last_eval = time.perf_counter()
             else:
@@ -345,7 +416,7 @@ def _train(text, cfg, progress, log, stream, source):
         last_train = interval_loss / interval_n
     model.num_threads = tuner.best
     t0 = time.perf_counter()
-    val = evaluate(model, val_mat)
+    val = evaluate(model, val_mat, comm=comm)
     eval_time = time.perf_counter() - t0
     history.append({"step": step, "time_s": round(train_wall, 3), "chars": chars_seen,
                     "train_loss": last_train, "val_loss": val, "final": True})
@@ -365,6 +436,7 @@ def _train(text, cfg, progress, log, stream, source):
         "steps": step,
         "epochs": round(chars_seen / max(chars_per_epoch, 1), 3),
         "threads": tuner.best,
+        "ranks": 1 if comm is None else comm.Get_size(),
         "interrupted": interrupted,
         "config": asdict(cfg),
         "corpus": {"source": source, "chars": int(len(data)), "vocab_size": len(vocab),
