@@ -105,3 +105,19 @@ def test_stdlib_sources_are_python_files_of_the_package():
     assert stdlib_sources("no_such_package_here") == []
     top = stdlib_sources()
     assert top and all("/" not in n and "\\" not in n for n, _ in top)
+
+
+def test_fit_decays_the_learning_rate_along_a_cosine():
+    """With a constant gradient every Adam step moves a parameter by the learning rate."""
+    layer = Linear(1, 1, bias=False, seed=0)
+    seen = []
+
+    def step(_):
+        seen.append(float(layer.weight[0, 0]))
+        layer.grads["weight"][...] = 1.0
+        return 0.0
+    fit(Params(lin=layer), step, 6, lr=0.1, clip=0.0, lr_final=0.1, progress="off")
+    seen.append(float(layer.weight[0, 0]))
+    moves = -np.diff(seen)
+    expected = [0.1 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * t / 6))) for t in range(6)]
+    np.testing.assert_allclose(moves, expected, rtol=1e-4)

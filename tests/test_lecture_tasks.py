@@ -3,7 +3,6 @@ their gradients against finite differences, short runs that must beat their base
 their argument errors."""
 from __future__ import annotations
 
-import io
 import json
 import sys
 
@@ -107,8 +106,8 @@ def test_drawn_images_match_their_captions():
 
 
 # ---------------------------------------------------------------------- short runs vs baselines
-# Budgets and margins: over seeds 0..3 these runs beat their baselines by at least 0.18
-# (classify), 0.2 (tagging) and 0.3 (captioning, exact match), twice the asserted margins.
+# Budgets and margins: over seeds 0..3 these runs beat their baselines by at least 0.17
+# (classify), 0.31 (tagging) and 0.5 (captioning, exact match), well above the asserted margins.
 def _summary(module, tmp_path, argv):
     path = tmp_path / "summary.json"
     returned = module.main(argv + ["--progress", "off", "--summary-json", str(path)])
@@ -131,11 +130,11 @@ def test_classify_short_run_beats_the_majority_class(tmp_path, capsys):
 
 
 def test_tagging_short_run_beats_the_most_frequent_tag(tmp_path):
-    s = _summary(tagging, tmp_path, ["--steps", "120", "--hidden", "24", "--embed", "16",
-                                     "--corpus-chars", "120000", "--test-windows", "60",
-                                     "--seed", "0"])
+    s = _summary(tagging, tmp_path, ["--steps", "200", "--lr", "0.02", "--hidden", "24",
+                                     "--embed", "16", "--corpus-chars", "120000",
+                                     "--test-windows", "60", "--seed", "0"])
     assert s["metric"] == "per-character accuracy" and 0.3 < s["baseline"] < 0.9
-    assert s["value"] > s["baseline"] + 0.1
+    assert s["value"] > s["baseline"] + 0.15
     assert set(s["per_tag_accuracy"]) == set(TAGS)
 
 

@@ -7,9 +7,9 @@ what was drawn, e.g. ``a big red circle at the top left`` (``big`` only for big 
 captions have 7 or 8 words): 128 different captions.
 
 The model: an image encoder (a linear map of the pixels) sets the initial state (h0 through a
-tanh, and c0) of an LSTM decoder over word embeddings; a linear softmax predicts the next word. Training
-uses teacher forcing (the decoder reads the true previous words, ``<bos>`` first; the loss
-counts the valid steps of the variable-length captions); the gradient of the initial state
+tanh, and c0) of an LSTM decoder over word embeddings; a linear softmax predicts the next word.
+Training uses teacher forcing (the decoder reads the true previous words, ``<bos>`` first; the
+loss counts the valid steps of the variable-length captions); the gradient of the initial state
 flows back into the encoder. Captions are decoded greedily (and by sampling at a
 ``--temperature``) one kernel call per word for the whole batch. The metric is the share of
 test images whose greedy caption is exactly right; the baseline always says the most frequent

@@ -122,13 +122,15 @@ class Params:
 
 # ---------------------------------------------------------------------- training loop
 def fit(params: Params, loss_and_grads: Callable[[int], float], steps: int, *, lr: float,
-        clip: float, time_budget: float = 0.0, progress: str = "auto", stream=None,
-        log_every: int = 0, log: Optional[Callable[[str], None]] = None) -> Dict:
+        clip: float, time_budget: float = 0.0, lr_final: float = 0.1, progress: str = "auto",
+        stream=None, log_every: int = 0, log: Optional[Callable[[str], None]] = None) -> Dict:
     """Train: for each step ``loss_and_grads(step)`` runs forward and backward on a batch of its
     choosing (gradients zeroed before), then clipping of the gradient norm to ``clip`` (0: off)
-    and an Adam step. Stops after ``steps`` steps or ``time_budget`` seconds (0: no limit),
-    whichever comes first; Ctrl-C stops early. Returns ``{"losses", "steps", "seconds",
-    "steps_per_s", "interrupted"}``; raises ExampleError if the loss is not finite."""
+    and an Adam step. The learning rate decays from ``lr`` to ``lr_final * lr`` along a cosine
+    over the run (as the char-LM's). Stops after ``steps`` steps or ``time_budget`` seconds (0:
+    no limit), whichever comes first; Ctrl-C stops early. Returns ``{"losses", "steps",
+    "seconds", "steps_per_s", "interrupted"}``; raises ExampleError if the loss is not
+    finite."""
     stream = stream or sys.stdout
     opt = Adam(params.params, lr=lr)
     bar = _make_progress(steps, "steps", progress, stream)
@@ -140,9 +142,13 @@ def fit(params: Params, loss_and_grads: Callable[[int], float], steps: int, *, l
     try:
         with single_blas_thread():  # the kernels own the threads; NumPy's GEMMs stay on one
             for step in range(steps):
-                if time_budget and time.perf_counter() - start >= time_budget:
+                elapsed = time.perf_counter() - start
+                if time_budget and elapsed >= time_budget:
                     say(f"time budget of {time_budget:g} s reached after {step} steps")
                     break
+                # the fraction of the run done: of the steps, or of the time if that runs out first
+                frac = max(step / steps, elapsed / time_budget if time_budget else 0.0)
+                opt.lr = lr * (lr_final + (1 - lr_final) * 0.5 * (1 + math.cos(math.pi * frac)))
                 params.zero_grad()
                 loss = float(loss_and_grads(step))
                 if not math.isfinite(loss):
@@ -262,8 +268,8 @@ def write_summary(path: Optional[str], parser: Optional[argparse.ArgumentParser]
 def run_main(parser: argparse.ArgumentParser,
              body: Callable[[argparse.Namespace, argparse.ArgumentParser], Dict],
              argv: Optional[Sequence[str]]) -> Dict:
-    """Parse ``argv`` and run ``body(args, parser)``; an ExampleError ends with its message and status 2,
-    without a traceback."""
+    """Parse ``argv`` and run ``body(args, parser)``; an ExampleError ends with its message and
+    status 2, without a traceback."""
     args = parser.parse_args(argv)
     path = getattr(args, "summary_json", None)
     if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
