@@ -152,12 +152,12 @@ def test_captioning_short_run_beats_the_most_frequent_caption(tmp_path, capsys):
 
 def test_captioning_shows_a_png_grid_or_text(tmp_path, monkeypatch, capsys):
     images, captions = draw_images(np.random.default_rng(0), 3)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
-    note = captioning.show(images, captions, captions[::-1], str(tmp_path / "g.png"))
+    with monkeypatch.context() as patch:  # restores the real module (if any) afterwards
+        patch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+        note = captioning.show(images, captions, captions[::-1], str(tmp_path / "g.png"))
     assert "not installed" in note and not (tmp_path / "g.png").exists()
     out = capsys.readouterr().out
     assert out.count("\n") >= SIZE and captions[0] in out and "(true: " in out
-    monkeypatch.delitem(sys.modules, "matplotlib")
     pytest.importorskip("matplotlib")
     note = captioning.show(images, captions, captions, str(tmp_path / "g.png"))
     assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -174,6 +174,8 @@ def test_captioning_shows_a_png_grid_or_text(tmp_path, monkeypatch, capsys):
     (tagging, ["--hidden", "x"], "--hidden"),
     (tagging, ["--corpus-chars", "10"], "--corpus-chars"),
     (tagging, ["--summary-json", "/no/such/folder/s.json"], "--summary-json"),
+    (tagging, ["--max-len", "50000"], "--max-len"),
+    (captioning, ["--grid", "/no/such/folder/g.png"], "--grid"),
     (captioning, ["--temperature", "0"], "--temperature"),
     (captioning, ["--show", "9", "--test-size", "5"], "--show"),
     (captioning, ["--clip", "-1"], "--clip"),

@@ -21,6 +21,7 @@ the summary dict.
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -274,6 +275,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     def body(args, parser):
         if args.show > args.test_size:
             parser.error(f"--show ({args.show}) must not exceed --test-size ({args.test_size})")
+        if args.grid and not os.path.isdir(os.path.dirname(os.path.abspath(args.grid))):
+            parser.error(f"--grid: the folder of {args.grid} does not exist")
         return train_and_evaluate(args, parser)
 
     return run_main(build_parser(), body, argv)

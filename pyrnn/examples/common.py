@@ -1,10 +1,11 @@
 """What the lectures' task examples (``classify``, ``tagging``, ``captioning``) share.
 
 - :class:`Vocab`: tokens (characters or words) to indices, with padding 0 and unknown 1;
-- :func:`pad_batch`: variable-length sequences to a time-major ``[T, B]`` batch and ``lengths``;
+- :func:`pad_batch`: variable-length sequences to a time-major ``[T, B]`` batch and ``lengths``,
+  :func:`valid_mask`: which steps of such a batch are real;
 - :class:`Params`: the parameters and gradients of several layers under one prefixed dict;
-- :func:`fit`: the training loop (Adam, gradient-norm clipping, progress bar, step and time
-  budget, divergence check);
+- :func:`fit`: the training loop (Adam with a cosine learning-rate decay, gradient-norm
+  clipping, progress bar, step and time budget, divergence check);
 - :func:`stdlib_sources`: Python source files of the standard library, the data that is always
   there offline;
 - :func:`base_parser`, :func:`report`, :func:`write_summary`: the common command line, the

@@ -95,6 +95,9 @@ def load_tagged_files(max_chars: int) -> Tuple[List[Tuple[str, np.ndarray]],
 def _windows(files, rng: np.random.Generator, n: int, min_len: int, max_len: int):
     """``n`` random windows ``(text, tags)`` of ``min_len..max_len`` characters."""
     sizes = np.array([max(len(s) - min_len + 1, 0) for s, _ in files], dtype=np.float64)
+    if not sizes.any():
+        raise ExampleError(f"no source file is at least {min_len} characters long "
+                           "(lower --min-len/--max-len)")
     picks = rng.choice(len(files), size=n, p=sizes / sizes.sum())
     out = []
     for f in picks:
@@ -215,6 +218,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     def body(args, parser):
         if args.min_len > args.max_len:
             parser.error(f"--min-len ({args.min_len}) must not exceed --max-len ({args.max_len})")
+        if args.max_len > FILE_CHARS:
+            parser.error(f"--max-len must be at most {FILE_CHARS} (the characters taken from "
+                         f"each file), got {args.max_len}")
         return train_and_evaluate(args, parser)
 
     return run_main(build_parser(), body, argv)
