@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import pytest
 
 from pyrnn.charlm.cli import main
+from pyrnn.charlm.data import read_text
 
 from child_python import run
 
@@ -135,3 +136,10 @@ def test_cyrillic_samples_survive_an_ascii_stdout(verse_model):
     assert "Traceback" not in result.stderr
     decoded = result.stdout.encode("ascii").decode("unicode_escape")
     assert decoded.startswith("Мороз") and _cyrillic(decoded) >= 10
+
+
+def test_a_byte_order_mark_is_not_part_of_the_text(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + VERSE.encode("utf-8"))
+    assert read_text(path) == VERSE
+    assert read_text(path, max_chars=5) == VERSE[:5]

@@ -222,7 +222,8 @@ def base_parser(prog: str, description: str, *, steps: int, batch: int, lr: floa
     opt.add_argument("--batch", type=_positive_int, default=batch, help="sequences per step")
     opt.add_argument("--hidden", type=_positive_int, default=hidden,
                      help="hidden units per direction")
-    opt.add_argument("--lr", type=_float(0.0, False), default=lr, help="Adam learning rate")
+    opt.add_argument("--lr", type=_float(0.0, False), default=lr,
+                     help="Adam learning rate (cosine decay to a tenth over the run)")
     opt.add_argument("--clip", type=_float(0.0, True), default=1.0,
                      help="clip the gradient norm to this (0: no clipping)")
     opt.add_argument("--seed", type=int, default=0, help="data, initialisation and sampling seed")
