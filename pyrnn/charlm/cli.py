@@ -334,9 +334,19 @@ def _cmd_viz(args, parser) -> int:
     return 0
 
 
+def _printable_stdout() -> None:
+    """Non-ASCII text (a model of Russian verse) printed to a stream whose encoding cannot hold
+    it (a pipe under a legacy locale, PYTHONIOENCODING=ascii) comes out as escapes such as
+    \\u043c instead of ending the run with a UnicodeEncodeError."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and getattr(sys.stdout, "errors", "strict") == "strict":
+        reconfigure(errors="backslashreplace")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``pyrnn-charlm`` and ``python -m pyrnn.charlm``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _printable_stdout()
     command = "train"
     if argv and argv[0] in COMMANDS:
         command = argv.pop(0)

@@ -76,7 +76,9 @@ def read_text(path, max_chars: Optional[int] = None) -> str:
     """
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark (editors on Windows write one, e.g. before Russian text)
+        # is not a character of the text
+        with open(path, encoding="utf-8-sig") as handle:
             text = handle.read() if max_chars is None else handle.read(max_chars)
     except FileNotFoundError:
         raise CharLMError(f"text file not found: {path}") from None
