@@ -74,10 +74,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def _run_directions(fns):
-    """Call each zero-argument function in ``fns``; concurrently when there are two."""
-    if len(fns) == 1:
-        return [fns[0]()]
+def _run_directions(fns, concurrent: bool):
+    """Call each zero-argument function in ``fns``; concurrently when there are two and the
+    layer has more than one thread (with one, the directions run one after the other)."""
+    if len(fns) == 1 or not concurrent:
+        return [fn() for fn in fns]
     future = _pool().submit(fns[1])
     try:
         first = fns[0]()
@@ -211,9 +212,14 @@ class _RNNBase(Module):
     def _thread_split(self):
         """Threads per kernel call: all of them, or split between two concurrent directions."""
         n = v.thread_count(self.num_threads, _core.max_threads())
-        if self.num_directions == 2 and n > 1:
+        if self._directions_concurrent():
             return [n - n // 2, n // 2]
         return [n] * self.num_directions
+
+    def _directions_concurrent(self) -> bool:
+        """Whether the two directions run at once: only with two threads or more in all."""
+        return self.num_directions == 2 and v.thread_count(self.num_threads,
+                                                            _core.max_threads()) > 1
 
     def _wavefront_chunks(self, T, B, threads) -> int:
         """Time chunks for a wavefront over the layers of this forward, or 0 for layer after
@@ -387,7 +393,8 @@ class _RNNBase(Module):
                 return self._cell_forward(inp, *self._layer_params(layer, d), h0, c0, d == 1, lens,
                                           training, threads[d], **self._extra_params(layer, d))
 
-            outs = _run_directions([lambda d=d: run(d) for d in range(D)])
+            outs = _run_directions([lambda d=d: run(d) for d in range(D)],
+                                   self._directions_concurrent())
             for d, (_, h_n, c_n, _) in enumerate(outs):
                 finals[0][layer * D + d] = h_n
                 if self._has_cell:
@@ -454,7 +461,8 @@ class _RNNBase(Module):
                 return self._cell_backward(caches[layer][d], dy_d, fin[0],
                                            fin[1] if self._has_cell else None)
 
-            outs = _run_directions([lambda d=d: run(d) for d in range(D)])
+            outs = _run_directions([lambda d=d: run(d) for d in range(D)],
+                                   self._directions_concurrent())
             grad = outs[0][0] if D == 1 else outs[0][0] + outs[1][0]
             for d, (_, dh0, dc0, dparams) in enumerate(outs):
                 dstate0[0][layer * D + d] = dh0

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+import pyrnn
 from pyrnn import functional as F
 from torch_oracle import CELL_IDS, CELLS, make_case, run_functional
 
@@ -216,3 +217,27 @@ def test_interleaved_caches_are_independent(cell, nl):
     assert_same({"d" + k: v for k, v in grads_a.items()}, want_a)
     assert_same({"d" + k: v for k, v in grads_b.items()}, want_b)
     assert not np.allclose(grads_a["w_hh"], grads_b["w_hh"])
+
+
+def test_bidirectional_directions_concurrent_only_with_two_threads(monkeypatch):
+    """num_threads=1 means one thread: the two directions run one after the other (forward
+    and backward); with two threads the reverse direction runs on the direction pool."""
+    from pyrnn import layers
+
+    used = []
+    real_pool = layers._pool
+
+    def spy_pool():
+        used.append(True)
+        return real_pool()
+
+    monkeypatch.setattr(layers, "_pool", spy_pool)
+    x = np.random.default_rng(0).standard_normal((6, 2, 3)).astype(np.float32)
+    one = pyrnn.LSTM(3, 4, bidirectional=True, num_threads=1, seed=0)
+    y1, _ = one(x)
+    one.backward(np.ones_like(y1))
+    assert used == []
+    two = pyrnn.LSTM(3, 4, bidirectional=True, num_threads=2, seed=0)
+    y2, _ = two(x)
+    assert used, "two threads should run the directions concurrently"
+    np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-6)
