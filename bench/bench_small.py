@@ -19,8 +19,8 @@ not; input size = H. Per row, float32 inference, timed in alternating rounds (me
 The limit of a kernel step (one layer, one direction, one time step): its products'
 arithmetic, 2 B G H (I + H) FLOP, at the machine's measured peak (a square float32 torch.mm of
 512, one thread, timed beside every row as in bench_rnn.py), or the recurrent weights' bytes
-at the measured L2 read bandwidth (a torch.mv over a matrix of half the L2) when they do not
-fit in L1d, whichever is longer. Gate activations are not counted, so the limit is optimistic
+at the measured L2 read bandwidth (a one-thread BLAS dot product over vectors filling half the
+L2) when they do not fit in L1d, whichever is longer. Gate activations are not counted, so the limit is optimistic
 and ``x limit`` (per-step time / limit) a conservative figure. Asserts nothing.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,7 +40,8 @@ import pyrnn
 from pyrnn import _core
 from pyrnn import functional as F
 
-from bench_rnn import Contender, machine_info, peak_step, time_side_by_side
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_rnn, also when loaded by path
+from bench_rnn import Contender, blas_threads, machine_info, peak_step, time_side_by_side
 
 GATES = {"lstm": 4, "lstm_peephole": 4, "gru": 3, "rnn_tanh": 1}
 PEAK_FLOP = 2 * 512 ** 3
@@ -122,24 +124,24 @@ def kernel_calls(row: SmallRow, layer, x):
 
 
 def l2_read_bandwidth() -> float:
-    """Bytes/s of a torch.mv over a float32 matrix of half the L2 (one thread), less the time of
-    a tiny mv (the call's own cost)."""
-    l2 = _core.cache_sizes()["l2"]
-    n = int((l2 / 2 / 4) ** 0.5)
-    big, v = torch.randn(n, n), torch.randn(n)
-    tiny, tv = torch.randn(4, 4), torch.randn(4)
+    """Bytes/s of a float32 dot product (NumPy's BLAS, one thread) of two vectors that fill half
+    the L2 together, less the time of a tiny dot (the call's own cost): the rate a streaming
+    read reaches from L2 with two loads per FMA."""
+    n = _core.cache_sizes()["l2"] // 2 // 8
+    a, b = np.ones(n, np.float32), np.ones(n, np.float32)
 
-    def best(fn, reps=2000):
+    def best(fn, reps=500):
         fn()
         times = []
-        for _ in range(7):
+        for _ in range(9):
             start = time.perf_counter()
             for _ in range(reps):
                 fn()
             times.append((time.perf_counter() - start) / reps)
         return min(times)
-    seconds = best(lambda: torch.mv(big, v)) - best(lambda: torch.mv(tiny, tv))
-    return 4.0 * n * n / max(seconds, 1e-9)
+    with blas_threads(1):
+        seconds = best(lambda: np.dot(a, b)) - best(lambda: np.dot(a[:16], b[:16]))
+    return 8.0 * n / max(seconds, 1e-9)
 
 
 def step_limit(row: SmallRow, layer_index: int, peak: float, bandwidth: float) -> float:
@@ -211,7 +213,7 @@ def format_report(result: dict) -> str:
                      f"{r['step_us']:.3f} | {r['limit_us']:.3f} | {r['x_limit']:.1f} | {two} |")
     s, m = result["summary"], result["machine"]
     lines += ["", f"CPU: {m['cpu_model']}, pyrnn {m['pyrnn_isa']}, torch {m['torch']}; "
-                  f"L2 read bandwidth {result['l2_bandwidth_gbs']:.0f} GB/s (torch.mv), "
+                  f"L2 read bandwidth {result['l2_bandwidth_gbs']:.0f} GB/s (BLAS dot), "
                   f"peak {max(r['peak_gflops'] for r in result['rows']):.0f} GFLOP/s (one thread)",
               f"vs torch (one thread each): geometric mean {s['geomean_vs_torch']:.2f}x, lowest "
               f"{s['lowest_vs_torch']:.2f}x, {s['rows_below_1_5x']} of {s['rows']} rows below "

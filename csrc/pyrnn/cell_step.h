@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "common.h"
+#include "gemm.h"
 #include "gru.h"
 #include "lstm.h"
 #include "parallel.h"
@@ -21,14 +22,21 @@ using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajo
 template <typename T>
 using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 
-// out[rows, N] = in[rows, K] W[N, K]^T: a GEMV per row for small batches (Eigen's GEMM packs
-// its operands, which costs more than the product at B = 1).
+// out[rows, N] = in[rows, K] W[N, K]^T for every row at once. Float on the SIMD builds: the
+// dot tiles (dots.h), which read each weight row once for all rows. Otherwise a GEMV per row
+// for small batches (Eigen's GEMM packs its operands, which costs more than the product at
+// B = 1) and Eigen's GEMM beyond.
 template <typename T>
 void project(index_t rows, index_t N, index_t K, const T* in /*[rows, K], row stride ld*/,
              index_t ld, const T* w /*[N, K]*/, T* out /*[rows, N]*/) {
+#ifdef PYRNN_DOTS
+  if constexpr (std::is_same<T, float>::value)
+    return gemm_nt_dots(rows, N, K, in, ld, w, K, out, N, false);
+#endif
   Eigen::Map<const RowMajor<T>> W(w, N, K);
-  if (rows == 1) {
-    Eigen::Map<Vec<T>>(out, N).noalias() = W * Eigen::Map<const Vec<T>>(in, K);
+  if (rows <= kCellGemvRows) {
+    for (index_t r = 0; r < rows; ++r)
+      Eigen::Map<Vec<T>>(out + r * N, N).noalias() = W * Eigen::Map<const Vec<T>>(in + r * ld, K);
     return;
   }
   Eigen::Map<const RowMajor<T>, 0, Eigen::OuterStride<>> X(in, rows, K, Eigen::OuterStride<>(ld));
@@ -39,13 +47,11 @@ template <class Cell, typename T>
 void cell_step(const CellStepArgs<T>& a) {
   constexpr int G = Cell::G;
   const index_t B = a.B, I = a.I, H = a.H, GH = G * H;
-  const bool gemm = B > kCellGemvRows;
-  const index_t rows = gemm ? B : 1;
-  T* px = a.work;            // [rows, G*H] input projection (+ input-side bias)
-  T* ph = px + rows * GH;    // [rows, G*H] recurrent projection
-  T* bx = ph + rows * GH;    // [G*H] input-side bias
-  T* bh = bx + GH;           // [G*H] recurrent-side bias (GRU's b_hn)
-  T* zeros = bh + GH;        // [H] the zero state
+  T* px = a.work;          // [B, G*H] input projection (+ input-side bias)
+  T* ph = px + B * GH;     // [B, G*H] recurrent projection
+  T* bx = ph + B * GH;     // [G*H] input-side bias
+  T* bh = bx + GH;         // [G*H] recurrent-side bias (GRU's b_hn)
+  T* zeros = bh + GH;      // [H] the zero state
   std::fill_n(zeros, H, T(0));
   if (a.b_ih && a.b_hh) {
     Cell::split_bias(a.b_ih, a.b_hh, H, bx, bh);
@@ -53,19 +59,13 @@ void cell_step(const CellStepArgs<T>& a) {
     std::fill_n(bx, GH, T(0));
     std::fill_n(bh, GH, T(0));
   }
-  if (gemm) {
-    project(B, GH, I, a.x, a.ldx, a.w_ih, px);
-    if (a.h) project(B, GH, H, a.h, a.ldh, a.w_hh, ph);
-  }
+  project(B, GH, I, a.x, a.ldx, a.w_ih, px);
+  if (a.h)
+    project(B, GH, H, a.h, a.ldh, a.w_hh, ph);
+  else
+    std::fill_n(ph, B * GH, T(0));
   for (index_t b = 0; b < B; ++b) {
-    T* pxb = gemm ? px + b * GH : px;
-    T* phb = gemm ? ph + b * GH : ph;
-    const T* hb = a.h ? a.h + b * a.ldh : zeros;
-    if (!gemm) {
-      project(1, GH, I, a.x + b * a.ldx, a.ldx, a.w_ih, pxb);
-      if (a.h) project(1, GH, H, hb, a.ldh, a.w_hh, phb);
-    }
-    if (!a.h) std::fill_n(phb, GH, T(0));
+    T* pxb = px + b * GH;
     for (index_t k = 0; k < GH; ++k) pxb[k] += bx[k];
     T* c = nullptr;
     if constexpr (Cell::has_c) {
@@ -79,9 +79,9 @@ void cell_step(const CellStepArgs<T>& a) {
     r.n = H;
     r.H = H;
     r.px = pxb;
-    r.ph = phb;
+    r.ph = ph + b * GH;
     r.bh = Cell::recurrent_bias ? bh : nullptr;
-    r.h = hb;
+    r.h = a.h ? a.h + b * a.ldh : zeros;
     r.c = c;
     r.h_out = a.h_out + b * a.ldh_out;
     r.y = r.h_out;

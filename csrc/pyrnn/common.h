@@ -122,13 +122,13 @@ struct CellStepArgs {
   T* work;         // [cell_step_work(B, G, H)] scratch
 };
 
-// Batches above this many rows take one GEMM per weight instead of a GEMV per row.
+// Batches above this many rows take one GEMM per weight instead of a GEMV per row (builds or
+// dtypes without the dot tiles).
 constexpr index_t kCellGemvRows = 4;
 
-// Elements of scratch a step needs: px and ph [B or 1, G*H], bx and bh [G*H], zeros [H].
+// Elements of scratch a step needs: px and ph [B, G*H], bx and bh [G*H], zeros [H].
 inline index_t cell_step_work(index_t B, int G, index_t H) {
-  const index_t rows = B > kCellGemvRows ? B : 1;
-  return 2 * rows * G * H + 2 * G * H + H;
+  return 2 * B * G * H + 2 * G * H + H;
 }
 
 // One instruction-set build of the kernels. Each build lives in its own shared library with
