@@ -241,3 +241,32 @@ def test_bidirectional_directions_concurrent_only_with_two_threads(monkeypatch):
     y2, _ = two(x)
     assert used, "two threads should run the directions concurrently"
     np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda nt: pyrnn.LSTM(5, 6, num_layers=2, bidirectional=True, num_threads=nt, seed=1),
+    lambda nt: pyrnn.LSTM(5, 6, bidirectional=True, peephole=True, num_threads=nt, seed=1),
+    lambda nt: pyrnn.LSTM(5, 6, bidirectional=True, proj_size=3, num_threads=nt, seed=1),
+    lambda nt: pyrnn.GRU(5, 6, num_layers=2, bidirectional=True, reset_after=False,
+                         num_threads=nt, seed=1),
+    lambda nt: pyrnn.RNN(5, 6, bidirectional=True, nonlinearity="relu", num_threads=nt, seed=1),
+], ids=["lstm", "peephole", "projection", "gru_reset_before", "rnn_relu"])
+def test_grouped_directions_equal_one_after_the_other(make, monkeypatch):
+    """In eval mode with two threads both directions run in one grouped kernel call (one
+    OpenMP thread each): the bits of running them one after the other on one thread."""
+    from pyrnn import layers
+
+    grouped = []
+    real = layers.F._forward_group
+    monkeypatch.setattr(layers.F, "_forward_group",
+                        lambda calls, n: grouped.append(len(calls)) or real(calls, n))
+    x = np.random.default_rng(2).standard_normal((9, 3, 5)).astype(np.float32)
+    lengths = np.array([9, 4, 0])
+    one, two = make(1).eval(), make(2).eval()
+    y1, s1 = one(x, lengths=lengths)
+    assert grouped == []
+    y2, s2 = two(x, lengths=lengths)
+    assert grouped and set(grouped) == {2}
+    np.testing.assert_array_equal(y1, y2)
+    for a, b in zip(s1 if isinstance(s1, tuple) else (s1,), s2 if isinstance(s2, tuple) else (s2,)):
+        np.testing.assert_array_equal(a, b)
