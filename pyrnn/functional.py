@@ -200,14 +200,16 @@ def _forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse, lengths, training
 def _forward_group(calls, num_threads):
     """Eval-mode forward calls run at once by the kernels' OpenMP team, one thread each, at
     most ``num_threads`` together (the layers' wavefront and bidirectional layers). ``calls``:
-    tuples ``(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, peephole, w_hr[, reverse])``.
-    Returns ``[(y, h_n, c_n), ...]``."""
+    tuples ``(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, peephole, w_hr[, reverse[,
+    out, column]])``; with ``out`` [T, B, W] the call's y goes to ``out[:, :, column:column+R]``
+    (and its returned y is not that). Returns ``[(y, h_n, c_n), ...]``."""
     args = []
     for cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, peephole, w_hr, *rest in calls:
         c = _check_forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, 1, peephole, w_hr)
         reverse = bool(rest[0]) if rest else False
+        into = tuple(rest[1:3]) if len(rest) >= 3 else ()
         args.append((_CELL_IDS[cell], c.x, c.w_ih, c.w_hh, c.b_ih, c.b_hh, c.h0, c.c0,
-                     c.lengths, reverse, False, 1, c.peephole, c.w_hr))
+                     c.lengths, reverse, False, 1, c.peephole, c.w_hr) + into)
     nt = v.thread_count(num_threads, _core.max_threads())
     return [tuple(r[:3]) for r in _core.forward_group(args, nt)]
 

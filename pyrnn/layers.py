@@ -226,16 +226,21 @@ class _RNNBase(Module):
                 and list(threads) == [1, 1])
 
     def _forward_directions_grouped(self, inp, layer, states0, lens):
-        """Both directions of one layer in eval mode through F._forward_group, as
-        (y, h_n, c_n, None) pairs like _cell_forward's."""
+        """Both directions of one layer in eval mode through F._forward_group, each writing its
+        half of one [T, B, 2R] output (no concatenation after). Returns (y, h_n, c_n, None)
+        pairs like _cell_forward's (their y unused) and that output."""
+        T, B = inp.shape[:2]
+        R = self._state_widths()[0]
+        both = np.empty((T, B, 2 * R), self.dtype)
         calls = []
         for d in range(2):
             init = [s[layer * 2 + d] if s is not None else None for s in states0]
             extra = self._extra_params(layer, d)
             calls.append((self._cell, inp, *self._layer_params(layer, d), init[0],
                           init[1] if self._has_cell else None, lens, extra.get("peephole"),
-                          extra.get("w_hr"), d == 1))
-        return [(y, h_n, c_n, None) for y, h_n, c_n in F._forward_group(calls, 2)]
+                          extra.get("w_hr"), d == 1, both, d * R))
+        outs = [(y, h_n, c_n, None) for y, h_n, c_n in F._forward_group(calls, 2)]
+        return outs, both
 
     def _directions_concurrent(self) -> bool:
         """Whether the two directions run at once: only with two threads or more in all."""
@@ -414,8 +419,9 @@ class _RNNBase(Module):
                 return self._cell_forward(inp, *self._layer_params(layer, d), h0, c0, d == 1, lens,
                                           training, threads[d], **self._extra_params(layer, d))
 
+            both = None  # y of both directions, when they write one array
             if self._directions_grouped(training, threads):
-                outs = self._forward_directions_grouped(inp, layer, states0, lens)
+                outs, both = self._forward_directions_grouped(inp, layer, states0, lens)
             else:
                 outs = _run_directions([lambda d=d: run(d) for d in range(D)],
                                        self._directions_concurrent())
@@ -424,7 +430,10 @@ class _RNNBase(Module):
                 if self._has_cell:
                     finals[1][layer * D + d] = c_n
             caches.append([o[3] for o in outs])
-            inp = outs[0][0] if D == 1 else np.concatenate([o[0] for o in outs], axis=2)
+            if both is not None:
+                inp = both
+            else:
+                inp = outs[0][0] if D == 1 else np.concatenate([o[0] for o in outs], axis=2)
         if training:
             self._tape = {"caches": caches, "masks": masks, "shape": (T, B)}
             self._tape_state = "ready"

@@ -88,7 +88,8 @@ def test_flushing_keeps_normal_results_exact(restore_flush):
 def test_subnormal_gradients_cost_about_what_normal_ones_do(restore_flush):
     """Not a speed claim: without flushing this forward+backward runs tens of times slower
     (every FMA on a subnormal takes a microcode assist); with it, the same as normal values.
-    The bound leaves room for a noisy machine: min of alternating rounds."""
+    The bound (5x, against about 90x unflushed) leaves room for a shared, noisy machine: min of
+    alternating rounds."""
     pyrnn.set_flush_denormals(True)
     x, w = _lstm_args(T=40, B=16, I=64, H=128)
     shape = (40, 16, 128)
@@ -101,7 +102,7 @@ def test_subnormal_gradients_cost_about_what_normal_ones_do(restore_flush):
             _train_step(x, w, dy, 1)
             times[name].append(time.perf_counter() - t0)
     ratio = min(times["tiny"]) / min(times["normal"])
-    assert ratio <= 1.5, times
+    assert ratio <= 5.0, times
 
 
 def test_bad_argument():

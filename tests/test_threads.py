@@ -270,3 +270,24 @@ def test_grouped_directions_equal_one_after_the_other(make, monkeypatch):
     np.testing.assert_array_equal(y1, y2)
     for a, b in zip(s1 if isinstance(s1, tuple) else (s1,), s2 if isinstance(s2, tuple) else (s2,)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_forward_group_writes_into_columns_of_one_output_and_refuses_bad_ones():
+    """The grouped call's (out, column): y lands in out[:, :, column:column+H], rows of other
+    columns untouched; a wrong shape, dtype or layout is refused before anything runs."""
+    rng = np.random.default_rng(0)
+    T, B, I, H = 7, 3, 4, 5
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    w = [rng.standard_normal(s).astype(np.float32) * 0.3
+         for s in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
+    want, _, _ = F.lstm_forward(x, *w, reverse=True, lengths=np.array([7, 2, 0]))
+    out = np.full((T, B, 3 * H), 7.0, np.float32)
+    call = ("lstm", x, *w, None, None, np.array([7, 2, 0]), None, None, True)
+    F._forward_group([call + (out, H)], 2)
+    np.testing.assert_array_equal(out[:, :, H:2 * H], want)
+    assert (out[:, :, :H] == 7).all() and (out[:, :, 2 * H:] == 7).all()
+    for bad, match in ((np.zeros((T, B, H + 1), np.float32), "W >= column"),
+                       (np.zeros((T, B, 3 * H), np.float64), "dtype"),
+                       (np.zeros((T, B, 6 * H), np.float32)[:, :, ::2], "C-contiguous")):
+        with pytest.raises(ValueError, match=match):
+            F._forward_group([call + (bad, H)], 2)

@@ -159,6 +159,26 @@ py::tuple forward_t(CellKind kind, const py::array& x_arr, const py::object& w_i
   return call.result();
 }
 
+// Points a call's y at columns [col, col + R) of `out` [T, B, W] instead of its own array (the
+// two directions of a bidirectional layer fill one output; the call's own y is left unused).
+template <typename T>
+void write_into(ForwardCall<T>& call, const py::object& out_obj, const py::object& col_obj) {
+  const index_t T_ = call.a.d.T, B = call.a.d.B, R = call.a.P ? call.a.P : call.a.d.H;
+  if (!py::isinstance<py::array>(out_obj))
+    throw py::type_error("forward_group: 'out' must be a numpy array");
+  auto out = py::reinterpret_borrow<py::array>(out_obj);
+  const index_t col = col_obj.cast<index_t>();
+  if (out.ndim() != 3 || out.shape(0) != T_ || out.shape(1) != B || col < 0 ||
+      out.shape(2) < col + R)
+    throw py::value_error("forward_group: 'out' must be [T, B, W] with W >= column + R");
+  if (!out.dtype().equal(py::dtype::of<T>()) || !(out.flags() & py::array::c_style) ||
+      !out.writeable())
+    throw py::value_error("forward_group: 'out' must be a writeable C-contiguous array of the "
+                          "calls' dtype");
+  call.a.y = static_cast<T*>(out.mutable_data()) + col;
+  call.a.ldy = out.shape(2);
+}
+
 // Several eval-mode calls of one dtype, run at once by an OpenMP team: each on one thread (its
 // num_threads is set to 1), at most `num_threads` together, so the workers are the same
 // threads every other kernel call uses (the layers' wavefront over stacked layers).
@@ -175,6 +195,7 @@ py::list forward_group_t(const py::list& calls, int num_threads) {
                                           t[6], t[7], t[8], t[9].cast<bool>(), false, 1, t[12],
                                           t[13]));
     prepared.back().a.num_threads = 1;
+    if (t.size() == 16 && !t[14].is_none()) write_into<T>(prepared.back(), t[14], t[15]);
   }
   // An exception (a failed workspace allocation) must not leave the OpenMP region: kept per
   // call and rethrown with the GIL held.
@@ -309,10 +330,11 @@ void register_kernels(py::module_& m) {
         checked_threads(num_threads);
         if (calls.empty()) return py::list();
         for (const py::handle& item : calls)
-          if (!py::isinstance<py::tuple>(item) || py::len(item) != 14 ||
+          if (!py::isinstance<py::tuple>(item) || (py::len(item) != 14 && py::len(item) != 16) ||
               !py::isinstance<py::array>(py::reinterpret_borrow<py::tuple>(item)[1]))
             throw py::value_error("forward_group: every call must be a tuple of the 14 "
-                                  "arguments of forward(), x an array");
+                                  "arguments of forward(), x an array, optionally followed by "
+                                  "(out, column)");
         const auto x0 = py::reinterpret_borrow<py::tuple>(calls[0])[1].cast<py::array>();
         for (const py::handle& item : calls)
           if (!py::reinterpret_borrow<py::tuple>(item)[1].cast<py::array>().dtype().equal(
@@ -326,7 +348,8 @@ void register_kernels(py::module_& m) {
       },
       py::arg("calls"), py::arg("num_threads"),
       "Runs several eval-mode forward calls, each a tuple of forward()'s 14 arguments (its "
-      "num_threads ignored), at once on one thread each, at most num_threads together. "
+      "num_threads ignored) and optionally (out, column): y written into out[:, :, column:] "
+      "instead, at once on one thread each, at most num_threads together. "
       "Returns the list of their results, in order.");
   m.def(
       "forward",

@@ -70,6 +70,10 @@ struct ForwardArgs {
   index_t P;               // projection size (>= 1 when w_hr is set)
   T* proj_in;              // [T, B, H] training save: o*tanh(c') before the projection
                            // (zero on idle rows), or nullptr
+  // Elements from one (t, b) row of y to the next: 0 means R (y contiguous); larger lets the
+  // two directions of a bidirectional layer write their halves of one [T, B, 2R] output
+  // (CPU kernels only; the CUDA kernels take contiguous y).
+  index_t ldy;
 };
 
 template <typename T>

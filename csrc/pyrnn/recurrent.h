@@ -253,6 +253,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   const bool train = a.gates != nullptr;
   const bool proj = a.w_hr != nullptr;
   const index_t R = proj ? a.P : H;  // width of the recurrent state h
+  const index_t ldy = a.ldy ? a.ldy : R;  // y [T, B, R] with rows ldy apart
   const ThreadPlan plan = thread_plan(a.num_threads, T_, B, I, H, R, G, index_t(sizeof(T)),
                                       !proj && !a.peephole);
   const bool batch = plan.batch;  // threads own batch rows (else units)
@@ -356,7 +357,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
       if (Cell::has_c)
         for (index_t k = j0; k < j0 + n; ++k) cbuf[b * H + k] = a.c0 ? a.c0[b * H + k] : T(0);
       for (index_t t = row_length(a.lengths, b, T_); t < T_; ++t)
-        std::fill_n(a.y + (t * B + b) * R + p0, np, T(0));
+        std::fill_n(a.y + (t * B + b) * ldy + p0, np, T(0));
     }
     bar.wait();  // the first recurrent GEMM reads every thread's units of h_cur (and biases)
 
@@ -407,7 +408,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
                              proj ? nullptr : h_cur + b * H + j0,
                              Cell::has_c ? cbuf + b * H + j0 : nullptr,
                              out,
-                             proj ? out : a.y + (time_of(a.reverse, len, s) * B + b) * H + j0,
+                             proj ? out : a.y + (time_of(a.reverse, len, s) * B + b) * ldy + j0,
                              train ? a.gates + (s * B + b) * GH + j0 : nullptr,
                              train && a.aux ? a.aux + save : nullptr,
                              a.peephole ? a.peephole + j0 : nullptr,
@@ -461,7 +462,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
             continue;
           }
           if (saved) std::copy_n(hc, np, saved);
-          std::copy_n(hn, np, a.y + (time_of(a.reverse, len, s) * B + b) * R + p0);
+          std::copy_n(hn, np, a.y + (time_of(a.reverse, len, s) * B + b) * ldy + p0);
         }
       }
       if (!batch) bar.wait();  // h_nxt complete before anyone's next recurrent GEMM
