@@ -12,9 +12,10 @@ Shapes (DESIGN.md legend): ``x [T, B, I]`` (``[B, T, I]`` with ``batch_first``),
 (layer-major, forward direction before reverse), whatever ``batch_first`` says. An LSTM with
 ``proj_size=P`` has P in place of H in y and h (c stays H wide), as ``torch.nn.LSTM``.
 
-The two directions of a bidirectional layer run concurrently in two Python threads (the
-kernels release the GIL), each with half of ``num_threads``; with one thread they run one
-after the other. A unidirectional stack in eval mode whose layers would each run on one thread
+The two directions of a bidirectional layer run concurrently, each with half of
+``num_threads``: in eval mode with one thread each, as one grouped kernel call on the kernels'
+OpenMP team, both writing their halves of one output; otherwise in two Python threads (the
+kernels release the GIL). With one thread they run one after the other. A unidirectional stack in eval mode whose layers would each run on one thread
 (steps too small to split by units) runs as a wavefront instead: time is cut into chunks and
 layer l works on chunk c while layer l+1 works on chunk c-1, each kernel call on one thread
 of the kernels' OpenMP team, at most ``num_threads`` at once (see ``_wavefront_chunks``).
