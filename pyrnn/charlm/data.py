@@ -30,6 +30,19 @@ class CharLMError(Exception):
     and exits with a non-zero status, without a traceback."""
 
 
+def read_source(path: str) -> Optional[str]:
+    """The text of a UTF-8 source file of at most ``MAX_FILE_BYTES`` bytes, or None when it is
+    missing, larger, not UTF-8 or blank (the corpus readers skip such files)."""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > MAX_FILE_BYTES:
+            return None
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text.strip() else None
+
+
 def stdlib_corpus(max_chars: int = DEFAULT_CORPUS_CHARS, root: Optional[str] = None
                   ) -> Tuple[str, List[str]]:
     """The default corpus: ``(text, file names)`` from the standard library's source files.
@@ -48,15 +61,8 @@ def stdlib_corpus(max_chars: int = DEFAULT_CORPUS_CHARS, root: Optional[str] = N
     for name in names:
         if total >= max_chars:
             break
-        path = os.path.join(root, name)
-        try:
-            if not os.path.isfile(path) or os.path.getsize(path) > MAX_FILE_BYTES:
-                continue
-            with open(path, encoding="utf-8") as handle:
-                source = handle.read()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if not source.strip():
+        source = read_source(os.path.join(root, name))
+        if source is None:
             continue
         source = source.rstrip("\n") + "\n\n"
         parts.append(source)

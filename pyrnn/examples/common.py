@@ -29,7 +29,7 @@ import numpy as np
 
 from pyrnn.charlm._blas import single_blas_thread
 from pyrnn.charlm.cli import _float, _Formatter, _positive_int
-from pyrnn.charlm.data import MAX_FILE_BYTES
+from pyrnn.charlm.data import read_source
 from pyrnn.charlm.training import _make_progress
 from pyrnn.clip import clip_grad_norm
 from pyrnn.module import Module
@@ -181,8 +181,8 @@ def stdlib_sources(package: Optional[str] = None, root: Optional[str] = None
                    ) -> List[Tuple[str, str]]:
     """``[(file name, source text), ...]`` of the standard library's ``*.py`` files: the top
     level (``package=None``) or every file under ``package`` (a subdirectory such as
-    ``"email"``), in sorted order, skipping files over the char-LM's ``MAX_FILE_BYTES``, files
-    that are not UTF-8 and empty ones. An absent package gives an empty list."""
+    ``"email"``), in sorted order, skipping what the char-LM's ``read_source`` skips (files too
+    large, not UTF-8, or blank). An absent package gives an empty list."""
     root = root or sysconfig.get_paths()["stdlib"]
     top = os.path.join(root, package) if package else root
     if not os.path.isdir(top):
@@ -196,14 +196,8 @@ def stdlib_sources(package: Optional[str] = None, root: Optional[str] = None
         paths = [os.path.join(top, f) for f in os.listdir(top) if f.endswith(".py")]
     out = []
     for path in sorted(paths):
-        try:
-            if not os.path.isfile(path) or os.path.getsize(path) > MAX_FILE_BYTES:
-                continue
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if text.strip():
+        text = read_source(path)
+        if text is not None:
             out.append((os.path.relpath(path, root), text))
     return out
 
