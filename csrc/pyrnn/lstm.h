@@ -24,9 +24,7 @@ struct LstmCell {
     const index_t n = r.n;
     T* a = r.ph;  // pre-activations, then activations, in place: [i | f | g | o]
     for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
-    sigmoid_inplace(a, 2 * n);
-    tanh_inplace(a + 2 * n, n);
-    sigmoid_inplace(a + 3 * n, n);
+    sigmoid_with_tanh_inplace(a, 4 * n, 2 * n, 3 * n);  // i, f, o sigmoid; g tanh
     const T *i = a, *f = a + n, *g = a + 2 * n, *o = a + 3 * n;
     if (r.gates) {
       save_gates(a, G, r);
@@ -88,9 +86,7 @@ struct CoupledLstmCell {
     const index_t n = r.n;
     T* a = r.ph;  // [f | g | o]
     for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
-    sigmoid_inplace(a, n);
-    tanh_inplace(a + n, n);
-    sigmoid_inplace(a + 2 * n, n);
+    sigmoid_with_tanh_inplace(a, 3 * n, n, 2 * n);  // f, o sigmoid; g tanh
     const T *f = a, *g = a + n, *o = a + 2 * n;
     if (r.gates) {
       save_gates(a, G, r);
@@ -154,8 +150,7 @@ struct PeepholeLstmCell {
       a[k] += wci[k] * r.c[k];
       a[n + k] += wcf[k] * r.c[k];
     }
-    sigmoid_inplace(a, 2 * n);
-    tanh_inplace(a + 2 * n, n);
+    sigmoid_with_tanh_inplace(a, 3 * n, 2 * n, 3 * n);  // i, f sigmoid; g tanh
     const T *i = a, *f = a + n, *g = a + 2 * n;
     T* o = a + 3 * n;
     if (r.gates) std::copy_n(r.c, n, r.aux);
