@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import pyrnn
 from pyrnn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_rnn, also when loaded by path
+from bench_rnn import machine_info, timed_run  # noqa: E402
 
 CELLS = {"lstm": (pyrnn.LSTMCell, torch.nn.LSTMCell, F.lstm_forward),
          "gru": (pyrnn.GRUCell, torch.nn.GRUCell, F.gru_forward),
@@ -26,15 +29,8 @@ CELLS = {"lstm": (pyrnn.LSTMCell, torch.nn.LSTMCell, F.lstm_forward),
 
 def per_call(fn, repeats: int, calls: int = 2000) -> float:
     """Best seconds per call over `repeats` runs of `calls` calls."""
-    for _ in range(200):
-        fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
+    timed_run(fn, 200)  # warm-up
+    return min(timed_run(fn, calls) for _ in range(repeats))
 
 
 def row(cell: str, B: int, H: int, repeats: int) -> dict:
@@ -77,19 +73,9 @@ def main(argv=None) -> int:
                 r = row(cell, B, H, args.repeats)
                 print(f"| {cell} | {B} | {H} | {r['pyrnn cell']:.2f} | {r['torch cell']:.2f} | "
                       f"{r['torch cell'] / r['pyrnn cell']:.1f}x | {r['functional T=1']:.2f} |")
-    print(f"\nCPU: {bench_cpu()}, pyrnn {pyrnn._core.isa()}, torch {torch.__version__}, one thread")
+    print(f"\nCPU: {machine_info()['cpu_model']}, pyrnn {pyrnn._core.isa()}, "
+          f"torch {torch.__version__}, one thread")
     return 0
-
-
-def bench_cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

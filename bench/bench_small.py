@@ -26,10 +26,8 @@ and ``x limit`` (per-step time / limit) a conservative figure. Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,7 +39,8 @@ from pyrnn import _core
 from pyrnn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_rnn, also when loaded by path
-from bench_rnn import Contender, blas_threads, machine_info, peak_step, time_side_by_side
+from bench_rnn import (Contender, blas_threads, machine_info, peak_step, time_side_by_side,
+                       timed_run, write_json)
 
 GATES = {"lstm": 4, "lstm_peephole": 4, "gru": 3, "rnn_tanh": 1}
 PEAK_FLOP = 2 * 512 ** 3
@@ -130,15 +129,9 @@ def l2_read_bandwidth() -> float:
     n = _core.cache_sizes()["l2"] // 2 // 8
     a, b = np.ones(n, np.float32), np.ones(n, np.float32)
 
-    def best(fn, reps=500):
+    def best(fn):
         fn()
-        times = []
-        for _ in range(9):
-            start = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            times.append((time.perf_counter() - start) / reps)
-        return min(times)
+        return min(timed_run(fn, 500) for _ in range(9))
     with blas_threads(1):
         seconds = best(lambda: np.dot(a, b)) - best(lambda: np.dot(a[:16], b[:16]))
     return 8.0 * n / max(seconds, 1e-9)
@@ -250,8 +243,7 @@ def main(argv=None) -> int:
     result = run(small_rows(args.quick), args.repeats, 0.01 if args.quick else 0.05)
     print(format_report(result))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(result, args.json)
     return 0
 
 

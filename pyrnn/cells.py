@@ -12,25 +12,16 @@ layout, see :meth:`from_layer`). Downstream C or Cython code reaches the same st
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from . import _core
 from . import _validate as v
+from .layers import _positive_int
 from .module import Module
 
 __all__ = ["LSTMCell", "GRUCell", "RNNCell"]
 
 _KIND = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
-
-
-def _positive_int(name, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value}")
-    return int(value)
 
 
 class _CellBase(Module):
@@ -146,9 +137,6 @@ class _CellBase(Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
-
-    def __call__(self, x, state=None):
-        return self.forward(x, state)
 
 
 class LSTMCell(_CellBase):

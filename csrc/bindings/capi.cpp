@@ -15,7 +15,9 @@ namespace pyrnn {
 namespace bind {
 namespace {
 
-bool plain_cell(int cell) { return cell >= PYRNN_CELL_LSTM && cell <= PYRNN_CELL_RNN_RELU; }
+bool plain_cell(int cell) {
+  return cell >= 0 && cell < kCellKindCount && is_plain_cell(static_cast<CellKind>(cell));
+}
 
 // The bytes a [rows, width] array with row stride ld spans, from p.
 template <typename T>

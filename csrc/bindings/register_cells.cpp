@@ -17,8 +17,7 @@ namespace {
 
 CellKind plain_cell(int cell) {
   const auto k = static_cast<CellKind>(cell);
-  if (k != CellKind::LSTM && k != CellKind::GRU && k != CellKind::RNN_TANH &&
-      k != CellKind::RNN_RELU)
+  if (!is_plain_cell(k))
     throw py::value_error("argument 'cell': expected a plain LSTM, GRU or RNN cell kind, got " +
                           std::to_string(cell));
   return k;

@@ -52,7 +52,7 @@ void cell_step(const CellStepArgs<T>& a) {
   T* bx = ph + B * GH;     // [G*H] input-side bias
   T* bh = bx + GH;         // [G*H] recurrent-side bias (GRU's b_hn)
   T* zeros = bh + GH;      // [H] the zero state
-  std::fill_n(zeros, H, T(0));
+  if (!a.h) std::fill_n(zeros, H, T(0));
   if (a.b_ih && a.b_hh) {
     Cell::split_bias(a.b_ih, a.b_hh, H, bx, bh);
   } else {

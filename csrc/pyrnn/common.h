@@ -25,6 +25,12 @@ inline constexpr bool has_aux(CellKind k) {
   return k != CellKind::RNN_TANH && k != CellKind::RNN_RELU;
 }
 
+// The cells torch.nn has a single-step cell for (cell_step.h, the C-API).
+inline constexpr bool is_plain_cell(CellKind k) {
+  return k == CellKind::LSTM || k == CellKind::GRU || k == CellKind::RNN_TANH ||
+         k == CellKind::RNN_RELU;
+}
+
 inline constexpr bool has_cell_state(CellKind k) {
   return k == CellKind::LSTM || k == CellKind::LSTM_COUPLED || k == CellKind::LSTM_PEEPHOLE;
 }
