@@ -205,8 +205,7 @@ py::list forward_group_t(const py::list& calls, int num_threads) {
     const long count = long(prepared.size());
     const int team = int(std::min<long>(num_threads, count));
     // static, 1: a stage's calls are ordered by layer, so a layer mostly stays on one core
-    // (its weights in that core's L2). bench/bench_stacked.py, wavefront vs layer after layer:
-    // dynamic scheduling 0.90-1.32x (most stacks about 1.0x), static 1.06-1.51x.
+    // (its weights in that core's L2); dynamic scheduling moved layers between cores and lost.
     // (parallel_region: OpenMP's threads, or the fork-safe team in a forked child.)
     parallel_region(team, [&](int tid, int nthreads, StepBarrier&) {
       for (long i = tid; i < count; i += nthreads) {

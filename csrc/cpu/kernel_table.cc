@@ -55,9 +55,8 @@ bool flush_denormals() { return flush_denormals_flag().load(); }
 
 // Eigen's GEMM blocking, from the machine's caches as the packed products' (packed_gemm.h).
 // With AVX-512's 48-row panels its depth block fills all of the L1d it is told of (kc = 232 on
-// 48 KiB), so it is told of 3/4 of it. One thread, Intel Xeon, dW-shaped products M=1024 N=256
-// K=512: 131 -> 145 GFLOP/s, M=4096 N=1024 K=512 138 -> 145. (The AVX2 build's 24-row panels
-// take 84% of a 32 KiB L1d, as measured on AMD: left as Eigen sets it.)
+// 48 KiB), so it is told of 3/4 of it. (The AVX2 build's 24-row panels take 84% of a 32 KiB
+// L1d: left as Eigen sets it.)
 bool eigen_blocking_from_caches() {
 #ifdef EIGEN_VECTORIZE_AVX512
   const CacheSizes& c = cache_sizes();

@@ -30,15 +30,13 @@ using V = simd::F32;
 
 // Rows of A above which a tile prefetches the next weight rows. With 1-4 rows the AVX2 build
 // is bound by the weight stream and the extra loads slowed it (AMD Zen 4); the AVX-512 build
-// (Intel: AMD Zen 4 runs the AVX2 one) gains with weights in L2: M=1 N=1024 K=256 19 -> 15 us,
-// M=2 28 -> 21 us, M=4 31 -> 27 us; from L3 unchanged (28 GB/s).
+// gains with every row count while the weights are in L2.
 constexpr index_t kPrefetchMinRows = V::lanes == 16 ? 0 : 4;
 
 // C[MR, NR] (+)= A[MR, K] W[NR, K]^T for MR <= 4 rows of A and NR <= 8 rows of W. With
 // next_rows > 0 it also prefetches that many weight rows from `next` (ld ldw), one cache line
 // per row every 16 k, so that the next block's weights arrive from L3 while this block
-// computes (micro-benchmark, 25 rows against 2048 x 512 weights fresh from L3: 0.84 -> 0.74
-// ms). With 1-4 rows the product is bound by the weight stream and the extra loads slowed it.
+// computes. With 1-4 rows the product is bound by the weight stream and the extra loads slowed it.
 template <int MR, int NR>
 inline void block(index_t K, const float* A, index_t lda, const float* W, index_t ldw, float* C,
                   index_t ldc, bool accumulate, const float* next = nullptr,

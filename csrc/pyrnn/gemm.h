@@ -32,15 +32,10 @@ using ConstMatMap = Eigen::Map<const RowMat<T>, Eigen::Unaligned, Eigen::OuterSt
 // for a few rows costs as much as the product (bench: single-step T=1 calls, batch 1-8).
 constexpr index_t kDotRows = 8;
 #ifdef PYRNN_DOTS
-// The float AVX2 tiles (dots.h) run at Eigen's GEMM rate from about 32 rows on (micro-
-// benchmark, one thread, weights hot: M=32 N=1024 K=256 0.171 ms both, M=25 N=2048 K=512
-// 0.52 vs 0.65 ms), and up to 64 rows while Eigen's packing of B has to stream weights of
-// 4 MiB or more through L3 (M=64: N=2048 K=512 1.33 vs 1.37 ms, N=3072 K=1024 4.4 vs 5.2 ms;
-// with smaller weights Eigen wins there: N=600 K=700 0.56 vs 0.52 ms; on 1 MiB of L2).
-// The AVX-512 build measured otherwise (Intel Xeon, A/B of single-step LSTM calls, one thread):
-// with weights in L2, Eigen's GEMM in place wins from 8 rows on (H=256: M=8 1.14x, M=16 1.52x,
-// M=32 1.97x; M=6 0.89x, M=4 0.69x); with weights beyond L2 the dot tiles hold to 16 rows
-// (H=1024, 16 MiB: M=8-16 0.71-0.88x, M=32 1.46x; H=512, 4 MiB: M=8 0.90x, M=16 1.46x).
+// The float AVX2 tiles (dots.h) keep up with Eigen's GEMM to about 32 rows, and to 64 while
+// Eigen's packing of B has to stream weights of several L2s through L3. Eigen's AVX-512 GEMM
+// (48-row panels at two FMAs a cycle) overtakes the 16-wide tiles sooner: from 8 rows with
+// weights in L2, from 16 with weights beyond it.
 #if PYRNN_SIMD_F32 == 16
 constexpr index_t kDotRowsSimd = 6;
 constexpr index_t kDotRowsSimdLargeWeights = 16;

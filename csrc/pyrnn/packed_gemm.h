@@ -24,8 +24,7 @@ struct PackedWeights {
 
   // The most depth (K) per packed block: Eigen's micro-kernel re-reads one mr-row weight panel
   // of the block for every nr rows of X, so the panel (mr x kc) is kept within 3/4 of L1d
-  // (AVX-512 float on 48 KiB: 192, where 256 ran M=32 N=1024 K=256 at 122 instead of 167
-  // GFLOP/s; AVX2 float on 32 KiB: 256, the depth tuned there by hand).
+  // (AVX-512 float on 48 KiB: 192; AVX2 float on 32 KiB: 256).
   static index_t max_depth_block() {
     static const index_t v = std::clamp<index_t>(
         index_t(0.75 * cache_sizes().l1d / double(Traits::mr * index_t(sizeof(T)))) / 8 * 8, 64,
@@ -33,7 +32,7 @@ struct PackedWeights {
     return v;
   }
   // The depth of K's blocks: K in equal blocks of at most max_depth_block() (a multiple of 8;
-  // the last block may be shorter). 256 as 2 x 128 rather than 192 + 64 (113 vs 167 GFLOP/s).
+  // the last block may be shorter): 256 as 2 x 128, not 192 + 64 and a thin last block.
   static index_t depth_block(index_t K) {
     const index_t kmax = max_depth_block();
     if (K <= kmax) return K;
@@ -156,9 +155,7 @@ struct PackedWeights {
     // through dots::panel_rows for the weights' whole 24-row panels, and otherwise (the
     // weights' last rows, other builds) into a zero-padded whole panel of X, multiplied into a
     // scratch C^T [N, nr] and added to C; on other builds a single row left over stays with
-    // Eigen (padded it cost more: B=5 4.9 -> 5.3 ms). A/B, float32, one thread, padding
-    // against GEBP's single rows: LSTM inference I=H=200 T=120 B=7 7.3 -> 6.1 ms, B=6 5.9 ->
-    // 5.6 ms, LSTM training T=50 B=3 H=256 7.6 -> 6.6 ms. Both add their products to C after
+    // Eigen (one row padded to a panel costs more than it saves). Both add their products to C after
     // every depth block, as GEBP does for whole panels: each element gets the same sums in the
     // same order whichever panel it is in (the batch split's threads have their partial
     // panels at other rows than one thread has).

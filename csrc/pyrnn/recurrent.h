@@ -49,33 +49,19 @@ struct is_two_phase<C, std::void_t<decltype(C::two_phase)>>
 
 
 // Input-projection rows per chunk (at least one step). Small enough that a chunk's projections
-// are still in L2 when the steps read them: against 1024 rows, LSTM B=32 forwards ran 3-7%
-// faster (bench, I=H=256 and 512), B=1-4 unchanged. One chunk is one packed product (below).
+// are still in L2 when the steps read them. One chunk is one packed product (below).
 constexpr index_t kChunkRows = 64;
 constexpr index_t kInputRowBlock = 64;  // rows of x per packed input-projection product
 // Whether to pack the recurrent weights once per call (PackedWeights::prepare packs) or use them
-// in place. Packing copies the weights once, which a single step does not repay (bench: T=1 is
-// 1.2-2.4x faster unpacked). Forward with one or two rows runs faster as dot products (gemm_nt's
-// small-M path) than through the packed GEBP kernel, at any T; from three rows on the packed
-// kernel wins since it pads a partial panel of rows (packed_gemm.h; A/B, float32 LSTM
-// inference, B=3: H=333 T=64 5.9 -> 4.4 ms, H=512 T=64 13.3 -> 11.4 ms; at B=2 it is 4-10%
-// slower at H=512). Backward's unpacked product is Eigen's GEMM, which packs on every call, so
-// it packs once whenever there is more than one step. Two rows in float32 on AVX2/512 are the
-// exception: against the packed panels (dots::panel_rows) they run faster than as dot products
-// once the copy is repaid, by enough steps or small weights (A/B, one thread, LSTM inference
-// B=2: T=100 H=128 0.84 -> 0.67 ms, H=256 3.65 -> 2.94 ms, H=384 8.4 -> 6.2 ms, T=200 H=512
-// 25.1 -> 22.3 ms, T=10 H=128 0.100 -> 0.091 ms; but T=25 H=512, a 4 MiB copy for 25 steps,
-// 3.55 -> 3.72 ms). One row stays with dot products (packed 0.93-0.98x up to 9 MiB of weights,
-// LSTM H=128-768), except for weights of 10 MiB and more over 32 steps or more: streamed from
-// beyond L3 every step, one sequential packed stream beats eight row streams (A/B, one thread,
-// B=1: LSTM T=50 H=1024 24.6 -> 20.4 ms, GRU T=300 H=1024 78.9 -> 71.4 ms, Elman T=100
-// H=2048 32.1 -> 26.9 ms; huge pages for the packed copy, workspace.h, are part of that).
-// Where one thread streams 10 MiB or more, fewer steps repay the copy: from 16 steps with two
-// rows, 24 with one (A/B, one thread, LSTM H=1024 inference: B=2 T=25 19.7 -> 15.1 ms and
-// 28.1 -> 17.5 ms, T=16 17.8 -> 14.0 ms; B=1 T=25 13.7 -> 12.2 ms and 16.7 -> 14.2 ms; but
-// B=1 T=16 0.94x, GRU B=1 T=20 0.89x, GRU B=2 T=10 0.93x). With the weights split over two
-// threads (8 MiB each) the in-place rows stayed ahead there (T=25: 0.76x and 0.85x packed).
-// (Measured on cores with 1 MiB of L2: the byte limits below are that L2's multiples.)
+// in place. Packing copies the weights once, which a single step does not repay. Forward with
+// one or two rows runs faster as dot products (gemm_nt's small-M path) than through the packed
+// GEBP kernel; from three rows on the packed kernel wins since it pads a partial panel of rows
+// (packed_gemm.h). Backward's unpacked product is Eigen's GEMM, which packs on every call, so
+// it packs once whenever there is more than one step. Exceptions, float32 on the SIMD builds:
+// two rows meet the packed panels (dots::panel_rows), which win once the copy is repaid, by
+// enough steps or weights that fit L2; one row stays with dot products except for weights
+// streamed from far beyond L2 every step, where one sequential packed stream (on huge pages,
+// workspace.h) beats one stream per weight row once enough steps repay the copy.
 constexpr index_t kForwardDotRows = 2;
 constexpr index_t kPackedTwoRowsMinSteps = 32;
 // Weights packed for any number of steps: they fit one core's L2.
@@ -83,11 +69,9 @@ inline double packed_two_rows_max_bytes() { return cache_sizes().l2; }
 // Weights streamed from far beyond L2 every step (10 MiB on 1 MiB of L2).
 inline double packed_large_min_bytes() { return 10.0 * cache_sizes().l2; }
 constexpr index_t kPackedLargeMinSteps[3] = {0, 24, 16};  // by rows, with one thread's weights
-// AVX-512 build (Intel; AMD Zen 4 runs the AVX2 one, where this measured 0.71x): batches of
-// 3-4 rows whose weights stream from beyond a thread's L2 every step anyway run in place as dot
-// tiles, sparing the copy (A/B, LSTM inference, one thread: T=25 B=4 H=512 1.10x, H=1024
-// 1.10x, B=3 H=512 1.09x, T=50 B=3 H=768 1.07x, T=64 B=4 H=1024 1.05x; two threads with
-// H=1024 1.04-1.08x; T=100 B=4 H=512 0.96-1.04x, so not beyond 64 steps).
+// AVX-512 build: batches of 3-4 rows whose weights stream from beyond a thread's L2 every step
+// anyway run in place as dot tiles, sparing the copy, up to the steps where the copy repays
+// itself. (On AMD Zen 4, which runs the AVX2 build, the in-place tiles lost.)
 constexpr index_t kInPlaceMaxRows = 4;
 constexpr index_t kInPlaceMaxSteps = 64;
 inline bool in_place_few_rows(index_t steps, index_t B, double weight_bytes, int threads) {
@@ -142,11 +126,7 @@ inline bool use_axpy(index_t steps, index_t B, index_t GH, index_t K, bool whole
 }
 // Backward's per-step products with this many rows or fewer take the weights as a transposed
 // row-major copy and run as dot tiles, not packed, while the weights are smaller than one
-// core's L2 (both copy the weights once per call). From there on the packed panels win (A/B, one
-// thread, training: LSTM B=2 T=100 H=384 18.9 -> 18.1 ms, H=768 82.3 -> 74.4 ms, T=50 H=1024
-// 115.7 -> 92.7 ms, B=1 T=10 H=1024 30.1 -> 25.0 ms; GRU B=2 T=100 H=1024 118.2 -> 106.7 ms;
-// two threads, LSTM B=2 T=25 H=1024 30.5 -> 26.9 ms); below it they lose (LSTM B=1 H=128
-// 0.90x, Elman B=1 H=256 0.95x).
+// core's L2 (both copy the weights once per call); beyond it the packed panels win.
 constexpr index_t kBackwardDotRows = 2;
 // Rows (steps x batch) per chunk of the weight gradients' transposed gate gradients: the T*B
 // rows in equal chunks of at most this many (each chunk adds into the whole of dW, so fewer,
@@ -192,8 +172,7 @@ void pack_gate_rows(const T* src /*[G*H, cols]*/, index_t cols, index_t H, int G
 // C[M, cols] += X W_rows^T in the thread's block layout. With one thread those rows are
 // contiguous and form one product. With several, each gate's block of the thread's units is
 // its own product, packed (or read in place) straight from W: no thread first copies its rows
-// into block layout, a copy that with 16 MB weights (LSTM H=1024) overflowed the L3 and made
-// two threads slower than one (bench: LSTM inference T=25 B=4 H=1024, 39 vs 30 ms).
+// into block layout, a copy that with weights of many MiB spills the last-level cache.
 // All parts of one matrix share one buffer of packed_buffer_size(G*H, K, G*nthreads, ...).
 template <typename T, int G>
 struct GateRows {
@@ -294,12 +273,9 @@ void recurrent_forward(const ForwardArgs<T>& a) {
   if (rec_axpy) whh_one = round_up(axpy::storage(GH, R), PW::kAlign);
 #endif
   ws.request(whh_gebp, copies * whh_one);
-  // The input projection packs w_ih once (Eigen's GEMM would re-pack it every chunk; the
-  // packed product alone ran 15-20% faster in a micro-benchmark, a whole LSTM call 1-2%),
-  // unless all of x is one chunk that runs as dot products (use_dots): then w_ih is read in
-  // place, which saves the copy and keeps it out of L3 beside w_hh (A/B, float32 LSTM
-  // inference, one thread, I=H=512 T=25: B=1 2.49 -> 2.01 ms, B=2 4.3 -> 3.3 ms; with two
-  // chunks packing wins again: T=25 B=4 I=H=256 1.11 vs 1.27 ms).
+  // The input projection packs w_ih once (Eigen's GEMM would re-pack it every chunk), unless
+  // all of x is one chunk that runs as dot products (use_dots): then w_ih is read in place,
+  // which saves the copy and keeps it out of L3 beside w_hh.
   const bool input_dots = use_dots<T>(T_ * B, GH, I);
   const bool pack_input = T_ * B > kChunkRows || !input_dots;
   const index_t wih_one =

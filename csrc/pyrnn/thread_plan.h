@@ -17,11 +17,8 @@ constexpr index_t kUnitAlign = 8;     // thread unit blocks start on multiples o
 // Below this much recurrent work per thread and step, a barrier costs more than it saves
 // (and on a busy machine a descheduled thread stalls the others).
 constexpr double kMinStepFlopsPerThread = 1048576.0;
-// Down to this much when each thread still gets at least kMinThreadGateRows rows of the
-// recurrent weights: A/B, two threads, T=120: LSTM B=12 H=128 inference 3.9 -> 2.6 ms, training
-// 13.0 -> 7.7 ms; LSTM B=48 H=64 training 14.7 -> 11.2 ms; with fewer rows per thread the
-// product is too thin to repay the barrier (GRU B=64 H=64 training 15.7 -> 21.6 ms, Elman
-// B=48 H=128 14.0 -> 16.8 ms).
+// Down to this much when each thread still gets at least kMinThreadGateRows weight rows: a
+// thinner product does not repay the barrier (A/Bs in the commit that set these).
 constexpr double kMinStepFlopsPerThreadWide = 700000.0;
 constexpr index_t kMinThreadGateRows = 128;
 // Recurrent weight bytes per thread that fit a core's L2 with room to spare (half of it).
@@ -43,9 +40,8 @@ inline double recurrent_weight_bytes(int G, index_t H, index_t R, index_t elem_b
 }
 
 // Threads worth a per-step barrier: enough units per thread, and enough work per step or
-// recurrent weights too big for one core's cache (split, each share stays in its core's L2:
-// bench, LSTM H=256 float32 at B=1-4 runs 1.4-1.8x faster on two threads). Smaller steps:
-// small_step_threads, where the batch split is not available.
+// recurrent weights too big for one core's cache (split, each share stays in its core's L2).
+// Smaller steps: small_step_threads, where the batch split is not available.
 inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem_bytes) {
   const index_t by_units = unit_threads(H);
   const double flops = step_flops(B, H, G);
@@ -59,17 +55,13 @@ inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem
       1, std::min<index_t>({index_t(requested), by_units, std::max(by_work, by_cache)})));
 }
 
-// Batch split: with recurrent weights about the size of one core's L2 or smaller (1.25 L2:
-// measured on 1 MiB L2 cores), every thread
-// owns a block of batch rows across all units instead of a block of units across all rows.
-// Rows are independent in time, so the step loop needs no barrier at all, and each thread runs
-// the whole (wide) product on its own packed copy of the weights. A/B against the unit split,
-// two threads: LSTM inference T=300 B=24 H=150 30.5 -> 13.7 ms, training T=120 B=48 H=64
-// 23.5 -> 11.5 ms, GRU inference T=10 B=64 H=150 2.0 -> 0.63 ms (those ran while the second
-// core was slow, which the per-step barriers of the unit split feel most); LSTM B=32 H=256
-// (1 MiB of weights) 7.5 -> 6.9 ms; at H=512 (4 MiB) the unit split stays ahead (LSTM
-// inference B=64 36.5 vs 44.1 ms; all on 1 MiB of L2 per core). Not for the LSTM projection or peepholes (per-unit state
-// and gradients shared between rows). With more than one step (packed products) each row
+// Batch split: with recurrent weights about the size of one core's L2 or smaller, every
+// thread owns a block of batch rows across all units instead of a block of units across all
+// rows. Rows are independent in time, so the step loop needs no barrier at all, and each thread
+// runs the whole (wide) product on its own packed copy of the weights; with weights of several
+// L2s the unit split, whose threads each keep a share in their own L2, stays ahead. Not for the
+// LSTM projection or peepholes (per-unit state and gradients shared between rows). With more
+// than one step (packed products) each row
 // gets the same arithmetic as with one thread, so the batch split is bitwise equal to one
 // thread (tests/test_determinism.py) - except, outside float32 on AVX2, where a thread is
 // left with a single row after its panels of 4 (Eigen sums that row on its own path;
@@ -92,12 +84,8 @@ inline int batch_threads(int requested, index_t T, index_t B, index_t I, index_t
 // Where neither split above is taken (no batch split: fewer than 8 rows, peepholes, a
 // projection; steps below the thresholds above), the unit split still pays from this much
 // recurrent work per thread and step, with at least kMinThreadGateRows weight rows per thread
-// and enough work in the call to repay its parallel region. A/B, two threads, against one
-// (6 rounds, alternating builds): LSTM H=128 inference T=1000 B=1 3.85 -> 2.59 ms, B=2 8.7 ->
-// 5.1 ms, B=5 15.2 -> 10.1 ms; GRU H=128 B=2 5.27 -> 3.82 ms, B=4 8.1 -> 5.1 ms; Elman H=256
-// B=1 3.86 -> 2.24 ms; LSTM H=64 B=4 3.05 -> 2.55 ms; training T=300 LSTM B=2 H=128 5.90 ->
-// 3.66 ms, GRU B=5 11.0 -> 6.9 ms. (Where the batch split is available the rules above
-// decide: taking the unit split there instead measured 0.79x with LSTM B=12 H=64.)
+// and enough work in the call to repay its parallel region. (Where the batch split is
+// available the rules above decide: the unit split loses to it there.)
 constexpr double kMinSmallStepFlopsPerThread = 60000.0;
 inline int small_step_threads(int requested, index_t T, index_t B, index_t H, int G) {
   const double flops = step_flops(B, H, G);
@@ -110,11 +98,7 @@ inline int small_step_threads(int requested, index_t T, index_t B, index_t H, in
 
 // Threads for a call and whether they split batch rows (else units). Where the unit split
 // would use several threads too, the batch split must give each thread whole panels of 4 rows
-// or at least 8 rows: GRU B=12 H=200 ran 6-12% slower with 6 rows per thread (A/B, two
-// threads), while with 8 or more rows it wins over the unit split's per-step barriers (LSTM
-// inference T=200 B=33 H=150 12.3 -> 8.1 ms, B=18 H=128 5.6 -> 2.2 ms; GRU training B=17
-// H=200 19.1 -> 13.1 ms; Elman B=21 H=256 5.6 -> 3.2 ms; LSTM training B=25 H=256 25.2 ->
-// 20.1 ms).
+// or at least 8 rows: a partial panel of rows per thread loses to the unit split's barriers.
 struct ThreadPlan {
   int threads;
   bool batch;

@@ -44,9 +44,8 @@ class Workspace {
   // The kept block (2 MiB or more) is asked for in transparent huge pages: packed weights
   // of 4-16 MiB are streamed from L3 once per step, and on 4 KiB pages that is more pages than
   // the core's second-level TLB holds (Zen 4: 3072 entries), so every step walks page tables
-  // again. A/B, one thread: LSTM inference T=25 B=4 H=1024 1.11-1.19x, training H=512-1024
-  // 1.02-1.04x. A block for one call only stays on normal pages: faulting in fresh huge pages
-  // (with compaction) on every call measured up to 5% slower (GRU training, 120 MiB).
+  // again. A block for one call only stays on normal pages: faulting in fresh huge pages
+  // (with compaction) on every call costs more than the TLB misses it saves.
   static Block aligned_block(std::size_t bytes, bool huge_pages) {
     constexpr std::size_t kHugePage = std::size_t(2) << 20;
     const bool huge = huge_pages && bytes >= kHugePage;
