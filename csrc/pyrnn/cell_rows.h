@@ -4,10 +4,17 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #include "common.h"
 
 namespace pyrnn {
+
+// Cells that can activate many rows' gates in one pass (Cell::activate_rows).
+template <class C, class = void>
+struct activates_rows : std::false_type {};
+template <class C>
+struct activates_rows<C, std::void_t<decltype(&C::activate_rows)>> : std::true_type {};
 
 template <typename T>
 struct ForwardRow {
@@ -24,6 +31,7 @@ struct ForwardRow {
   T* aux;         // [n] saved auxiliary value (see ForwardArgs::aux), or nullptr
   const T* peep;  // [3][H] standard: peephole weights w_ci, w_cf, w_co (peephole LSTM only)
   T* rh;          // [n] two-phase cells (reset-before GRU): r*h, written by forward_a
+  bool activated = false;  // ph already holds the activated gates (Cell::activate_rows)
 };
 
 template <typename T>

@@ -64,9 +64,15 @@ void cell_step(const CellStepArgs<T>& a) {
     project(B, GH, H, a.h, a.ldh, a.w_hh, ph);
   else
     std::fill_n(ph, B * GH, T(0));
+  for (index_t b = 0; b < B; ++b)
+    for (index_t k = 0; k < GH; ++k) px[b * GH + k] += bx[k];
+  bool activated = false;  // every row's gates at once where the cell can (bitwise the same)
+  if constexpr (activates_rows<Cell>::value) {
+    Cell::activate_rows(ph, px, B, H);
+    activated = true;
+  }
   for (index_t b = 0; b < B; ++b) {
     T* pxb = px + b * GH;
-    for (index_t k = 0; k < GH; ++k) pxb[k] += bx[k];
     T* c = nullptr;
     if constexpr (Cell::has_c) {
       c = a.c_out + b * a.ldc_out;  // updated in place by the cell
@@ -85,6 +91,7 @@ void cell_step(const CellStepArgs<T>& a) {
     r.c = c;
     r.h_out = a.h_out + b * a.ldh_out;
     r.y = r.h_out;
+    r.activated = activated;
     Cell::forward(r);
   }
 }

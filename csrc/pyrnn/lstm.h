@@ -20,21 +20,50 @@ struct LstmCell {
     for (index_t k = 0; k < G * H; ++k) bx[k] = b_ih[k] + b_hh[k];
   }
 
+  // forward's activations for `rows` rows of every unit at once (rows G*H apart, in a and px
+  // alike): one pass over all of them leaves no partial vector per row and gate, which at small
+  // H cost more than the activations. The same per-element operations as forward's, so the
+  // results are bitwise those of a row at a time.
+  static void activate_rows(T* a /*[rows, G*H]*/, const T* px /*[rows, G*H]*/, index_t rows,
+                            index_t H) {
+    const index_t GH = G * H;
+    for (index_t k = 0; k < rows * GH; ++k) a[k] += px[k];
+    for (index_t b = 0; b < rows; ++b)
+      for (index_t k = 2 * H; k < 3 * H; ++k) a[b * GH + k] *= T(2);
+    sigmoid_inplace(a, rows * GH);
+    for (index_t b = 0; b < rows; ++b)
+      for (index_t k = 2 * H; k < 3 * H; ++k) a[b * GH + k] = T(2) * a[b * GH + k] - T(1);
+  }
+
   static void forward(const ForwardRow<T>& r) {
     const index_t n = r.n;
     T* a = r.ph;  // pre-activations, then activations, in place: [i | f | g | o]
-    for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
-    sigmoid_with_tanh_inplace(a, 4 * n, 2 * n, 3 * n);  // i, f, o sigmoid; g tanh
-    const T *i = a, *f = a + n, *g = a + 2 * n, *o = a + 3 * n;
+    if (!r.activated) {
+      for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
+      sigmoid_with_tanh_inplace(a, 4 * n, 2 * n, 3 * n);  // i, f, o sigmoid; g tanh
+    }
+    update_c(r);
+    std::copy_n(r.c, n, r.h_out);
+    tanh_inplace(r.h_out, n);
+    finish(r, r.h_out);
+  }
+
+  // forward after its activations, in two parts, so that a caller with many rows can take
+  // tanh(c') of all of them at once in between: update_c saves the gates and c and updates c;
+  // finish writes h' = o * tanh(c') (tc, which may be h_out itself) and y.
+  static void update_c(const ForwardRow<T>& r) {
+    const index_t n = r.n;
+    const T *i = r.ph, *f = r.ph + n, *g = r.ph + 2 * n;
     if (r.gates) {
-      save_gates(a, G, r);
+      save_gates(r.ph, G, r);
       std::copy_n(r.c, n, r.aux);
     }
     for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + i[k] * g[k];
-    std::copy_n(r.c, n, r.h_out);
-    tanh_inplace(r.h_out, n);
-    for (index_t k = 0; k < n; ++k) {
-      r.h_out[k] *= o[k];
+  }
+  static void finish(const ForwardRow<T>& r, const T* tc /*[n]*/) {
+    const T* o = r.ph + 3 * r.n;
+    for (index_t k = 0; k < r.n; ++k) {
+      r.h_out[k] = tc[k] * o[k];
       r.y[k] = r.h_out[k];
     }
   }
@@ -82,21 +111,44 @@ struct CoupledLstmCell {
     for (index_t k = 0; k < G * H; ++k) bx[k] = b_ih[k] + b_hh[k];
   }
 
+  // As LstmCell's (activate_rows, update_c, finish), with f, g, o.
+  static void activate_rows(T* a /*[rows, G*H]*/, const T* px /*[rows, G*H]*/, index_t rows,
+                            index_t H) {
+    const index_t GH = G * H;
+    for (index_t k = 0; k < rows * GH; ++k) a[k] += px[k];
+    for (index_t b = 0; b < rows; ++b)
+      for (index_t k = H; k < 2 * H; ++k) a[b * GH + k] *= T(2);
+    sigmoid_inplace(a, rows * GH);
+    for (index_t b = 0; b < rows; ++b)
+      for (index_t k = H; k < 2 * H; ++k) a[b * GH + k] = T(2) * a[b * GH + k] - T(1);
+  }
+
   static void forward(const ForwardRow<T>& r) {
     const index_t n = r.n;
     T* a = r.ph;  // [f | g | o]
-    for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
-    sigmoid_with_tanh_inplace(a, 3 * n, n, 2 * n);  // f, o sigmoid; g tanh
-    const T *f = a, *g = a + n, *o = a + 2 * n;
+    if (!r.activated) {
+      for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
+      sigmoid_with_tanh_inplace(a, 3 * n, n, 2 * n);  // f, o sigmoid; g tanh
+    }
+    update_c(r);
+    std::copy_n(r.c, n, r.h_out);
+    tanh_inplace(r.h_out, n);
+    finish(r, r.h_out);
+  }
+
+  static void update_c(const ForwardRow<T>& r) {
+    const index_t n = r.n;
+    const T *f = r.ph, *g = r.ph + n;
     if (r.gates) {
-      save_gates(a, G, r);
+      save_gates(r.ph, G, r);
       std::copy_n(r.c, n, r.aux);
     }
     for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + (T(1) - f[k]) * g[k];
-    std::copy_n(r.c, n, r.h_out);
-    tanh_inplace(r.h_out, n);
-    for (index_t k = 0; k < n; ++k) {
-      r.h_out[k] *= o[k];
+  }
+  static void finish(const ForwardRow<T>& r, const T* tc /*[n]*/) {
+    const T* o = r.ph + 2 * r.n;
+    for (index_t k = 0; k < r.n; ++k) {
+      r.h_out[k] = tc[k] * o[k];
       r.y[k] = r.h_out[k];
     }
   }

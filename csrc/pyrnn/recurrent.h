@@ -290,6 +290,8 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     ws.request(mbuf, B * H);
   }
   if (two) ws.request(rh, B * H);
+  T* tcbuf = nullptr;  // [B, H] tanh(c') of every row, where the cell takes all rows at once
+  if (activates_rows<Cell>::value && !proj) ws.request(tcbuf, B * H);
   ws.allocate();
   std::fill_n(bias_x, GH, T(0));
   if (bias_h) std::fill_n(bias_h, GH, T(0));
@@ -372,6 +374,14 @@ void recurrent_forward(const ForwardArgs<T>& a) {
       T* gh = gates_in_place ? a.gates + s * B * GH : Gh;  // [B, G*H] this step's h W_hh^T
       for (index_t b = b0; b < b1; ++b) std::fill_n(gh + b * GH + col0, gn, T(0));
       rec.multiply_add(nb, h_cur + b0 * R, R, gh + b0 * GH + col0, GH, work);
+      // A thread with every unit (rows GH apart in P and gh) activates all its rows at once.
+      bool rows_activated = false;
+      if constexpr (activates_rows<Cell>::value) {
+        if (n == H && !proj) {
+          Cell::activate_rows(gh + b0 * GH, P + (sc * B + b0) * GH, nb, H);
+          rows_activated = true;
+        }
+      }
       auto make_row = [&](index_t b, index_t len) {
         const size_t save = size_t((s * B + b) * H + j0);
         // With a projection the cell's output is m (own units of mbuf); h' comes after.
@@ -388,7 +398,8 @@ void recurrent_forward(const ForwardArgs<T>& a) {
                              train ? a.gates + (s * B + b) * GH + j0 : nullptr,
                              train && a.aux ? a.aux + save : nullptr,
                              a.peephole ? a.peephole + j0 : nullptr,
-                             two ? rh + b * H + j0 : nullptr};
+                             two ? rh + b * H + j0 : nullptr,
+                             rows_activated};
       };
       if constexpr (two) {
         for (index_t b = b0; b < b1; ++b) {
@@ -401,7 +412,35 @@ void recurrent_forward(const ForwardArgs<T>& a) {
         if (!batch) bar.wait();  // r*h of every unit before the second recurrent GEMM
         rec2.multiply_add(nb, rh + b0 * H, H, gh + b0 * GH + col0 + gn - n, GH, work);
       }
-      for (index_t b = b0; b < b1; ++b) {
+      // Rows entering the cell: an idle row carries its state (saved h_prev zero, so its dW
+      // terms vanish) and returns false; an active one saves h_prev and returns true.
+      auto enter_row = [&](index_t b, index_t len) {
+        const size_t save = size_t((s * B + b) * H + j0);
+        const T* h_row = h_cur + b * H + j0;
+        if (s >= len) {
+          std::copy_n(h_row, n, h_nxt + b * H + j0);
+          if (train) std::fill_n(a.h_prev + save, n, T(0));
+          if (two && train && a.aux) std::fill_n(a.aux + save, n, T(0));
+          return false;
+        }
+        if (train) std::copy_n(h_row, n, a.h_prev + save);
+        return true;
+      };
+      if constexpr (activates_rows<Cell>::value) {
+        if (rows_activated) {  // c' of every row, tanh(c') of all at once, then h'
+          for (index_t b = b0; b < b1; ++b) {
+            const index_t len = row_length(a.lengths, b, T_);
+            if (enter_row(b, len)) Cell::update_c(make_row(b, len));
+          }
+          std::copy_n(cbuf + b0 * H, nb * H, tcbuf + b0 * H);
+          tanh_inplace(tcbuf + b0 * H, nb * H);
+          for (index_t b = b0; b < b1; ++b) {
+            const index_t len = row_length(a.lengths, b, T_);
+            if (s < len) Cell::finish(make_row(b, len), tcbuf + b * H);
+          }
+        }
+      }
+      for (index_t b = b0; b < b1 && !rows_activated; ++b) {
         const index_t len = row_length(a.lengths, b, T_);
         const size_t save = size_t((s * B + b) * H + j0);
         if (proj) {  // h and h_prev are handled after the projection below
@@ -413,15 +452,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
           }
           continue;
         }
-        const T* h_row = h_cur + b * H + j0;
-        if (s >= len) {  // idle row: carry the state; saved h_prev zero so its dW terms vanish
-          std::copy_n(h_row, n, h_nxt + b * H + j0);
-          if (train) std::fill_n(a.h_prev + save, n, T(0));
-          if (two && train && a.aux) std::fill_n(a.aux + save, n, T(0));
-          continue;
-        }
-        if (train) std::copy_n(h_row, n, a.h_prev + save);
-        Cell::forward(make_row(b, len));
+        if (enter_row(b, len)) Cell::forward(make_row(b, len));
       }
       if (proj) {
         bar.wait();  // m of every unit before the projection
