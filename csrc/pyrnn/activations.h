@@ -67,6 +67,9 @@ inline void sigmoid_with_tanh_inplace(T* v /*[n]*/, index_t n, index_t t0, index
   for (index_t k = t0; k < t1; ++k) v[k] = T(2) * v[k] - T(1);
 }
 
+// Whether activations over runs of n values end in a partial block (the padded copy above).
+inline bool partial_vectors(index_t n) { return n % detail::kActivationTail != 0; }
+
 template <typename T>
 inline void relu_inplace(T* v /*[n]*/, index_t n) {
   for (index_t k = 0; k < n; ++k) v[k] = v[k] < T(0) ? T(0) : v[k];  // NaN stays NaN

@@ -16,6 +16,18 @@ struct activates_rows : std::false_type {};
 template <class C>
 struct activates_rows<C, std::void_t<decltype(&C::activate_rows)>> : std::true_type {};
 
+// Several rows of every unit at once (Cell::activate_rows, Cell::activate_late_rows).
+template <typename T>
+struct ForwardRows {
+  T* a;            // [rows, G*H] the rows' recurrent projections, activated in place
+  const T* px;     // [rows, G*H] input projections + input-side bias
+  index_t rows;
+  index_t H;
+  const T* c;      // [rows, H] cell state (entering the step, or c' for activate_late_rows)
+  const T* peep;   // [3][H] peephole weights (peephole LSTM only)
+  T* scratch;      // [rows, H]
+};
+
 template <typename T>
 struct ForwardRow {
   index_t n;      // units in this block

@@ -68,8 +68,10 @@ void cell_step(const CellStepArgs<T>& a) {
     for (index_t k = 0; k < GH; ++k) px[b * GH + k] += bx[k];
   bool activated = false;  // every row's gates at once where the cell can (bitwise the same)
   if constexpr (activates_rows<Cell>::value) {
-    Cell::activate_rows(ph, px, B, H);
-    activated = true;
+    if (partial_vectors(H)) {
+      Cell::activate_rows(ForwardRows<T>{ph, px, B, H, nullptr, nullptr, nullptr});  // plain cells
+      activated = true;
+    }
   }
   for (index_t b = 0; b < B; ++b) {
     T* pxb = px + b * GH;

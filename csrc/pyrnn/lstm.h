@@ -7,6 +7,20 @@
 
 namespace pyrnn {
 
+// a += px over `rows` rows of G*H, then sigmoid over all of it except tanh over each row's gate
+// block [t0, t0 + H), in one pass (tanh(x) = 2 s(2x) - 1, as sigmoid_with_tanh_inplace).
+template <typename T>
+void activate_rows_with_tanh(T* a /*[rows, G*H]*/, const T* px /*[rows, G*H]*/, index_t rows,
+                             index_t H, int G, index_t t0) {
+  const index_t GH = G * H;
+  for (index_t k = 0; k < rows * GH; ++k) a[k] += px[k];
+  for (index_t b = 0; b < rows; ++b)
+    for (index_t k = t0; k < t0 + H; ++k) a[b * GH + k] *= T(2);
+  sigmoid_inplace(a, rows * GH);
+  for (index_t b = 0; b < rows; ++b)
+    for (index_t k = t0; k < t0 + H; ++k) a[b * GH + k] = T(2) * a[b * GH + k] - T(1);
+}
+
 template <typename T>
 struct LstmCell {
   static constexpr int G = 4;
@@ -20,21 +34,15 @@ struct LstmCell {
     for (index_t k = 0; k < G * H; ++k) bx[k] = b_ih[k] + b_hh[k];
   }
 
-  // forward's activations for `rows` rows of every unit at once (rows G*H apart, in a and px
+  // forward's activations for several rows of every unit at once (rows G*H apart, in a and px
   // alike): one pass over all of them leaves no partial vector per row and gate, which at small
   // H cost more than the activations. The same per-element operations as forward's, so the
-  // results are bitwise those of a row at a time.
-  static void activate_rows(T* a /*[rows, G*H]*/, const T* px /*[rows, G*H]*/, index_t rows,
-                            index_t H) {
-    const index_t GH = G * H;
-    for (index_t k = 0; k < rows * GH; ++k) a[k] += px[k];
-    for (index_t b = 0; b < rows; ++b)
-      for (index_t k = 2 * H; k < 3 * H; ++k) a[b * GH + k] *= T(2);
-    sigmoid_inplace(a, rows * GH);
-    for (index_t b = 0; b < rows; ++b)
-      for (index_t k = 2 * H; k < 3 * H; ++k) a[b * GH + k] = T(2) * a[b * GH + k] - T(1);
+  // results are bitwise those of a row at a time. A caller then runs update_c per row,
+  // activate_late_rows, tanh(c') of all rows, and finish per row.
+  static void activate_rows(const ForwardRows<T>& r) {
+    activate_rows_with_tanh(r.a, r.px, r.rows, r.H, G, 2 * r.H);
   }
-
+  static void activate_late_rows(const ForwardRows<T>&) {}
   static void forward(const ForwardRow<T>& r) {
     const index_t n = r.n;
     T* a = r.ph;  // pre-activations, then activations, in place: [i | f | g | o]
@@ -112,16 +120,10 @@ struct CoupledLstmCell {
   }
 
   // As LstmCell's (activate_rows, update_c, finish), with f, g, o.
-  static void activate_rows(T* a /*[rows, G*H]*/, const T* px /*[rows, G*H]*/, index_t rows,
-                            index_t H) {
-    const index_t GH = G * H;
-    for (index_t k = 0; k < rows * GH; ++k) a[k] += px[k];
-    for (index_t b = 0; b < rows; ++b)
-      for (index_t k = H; k < 2 * H; ++k) a[b * GH + k] *= T(2);
-    sigmoid_inplace(a, rows * GH);
-    for (index_t b = 0; b < rows; ++b)
-      for (index_t k = H; k < 2 * H; ++k) a[b * GH + k] = T(2) * a[b * GH + k] - T(1);
+  static void activate_rows(const ForwardRows<T>& r) {
+    activate_rows_with_tanh(r.a, r.px, r.rows, r.H, G, r.H);
   }
+  static void activate_late_rows(const ForwardRows<T>&) {}
 
   static void forward(const ForwardRow<T>& r) {
     const index_t n = r.n;
@@ -203,17 +205,57 @@ struct PeepholeLstmCell {
       a[n + k] += wcf[k] * r.c[k];
     }
     sigmoid_with_tanh_inplace(a, 3 * n, 2 * n, 3 * n);  // i, f sigmoid; g tanh
-    const T *i = a, *f = a + n, *g = a + 2 * n;
     T* o = a + 3 * n;
-    if (r.gates) std::copy_n(r.c, n, r.aux);
-    for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + i[k] * g[k];
+    update_c(r);
     for (index_t k = 0; k < n; ++k) o[k] += wco[k] * r.c[k];
     sigmoid_inplace(o, n);
-    save_gates(a, G, r);
     std::copy_n(r.c, n, r.h_out);
     tanh_inplace(r.h_out, n);
-    for (index_t k = 0; k < n; ++k) {
-      r.h_out[k] *= o[k];
+    finish(r, r.h_out);
+  }
+
+  // Several rows at once, as LstmCell's: i and f see c, so they are activated with g here
+  // (o's pre-activation waits in scratch, its slot activated to no use); o sees c', so
+  // activate_late_rows activates it for all rows after update_c.
+  static void activate_rows(const ForwardRows<T>& r) {
+    const index_t H = r.H, GH = G * H;
+    const T *wci = r.peep, *wcf = r.peep + H;
+    for (index_t k = 0; k < r.rows * GH; ++k) r.a[k] += r.px[k];
+    for (index_t b = 0; b < r.rows; ++b) {
+      T* a = r.a + b * GH;
+      const T* c = r.c + b * H;
+      for (index_t k = 0; k < H; ++k) {
+        a[k] += wci[k] * c[k];
+        a[H + k] += wcf[k] * c[k];
+      }
+      std::copy_n(a + 3 * H, H, r.scratch + b * H);
+      for (index_t k = 2 * H; k < 3 * H; ++k) a[k] *= T(2);
+    }
+    sigmoid_inplace(r.a, r.rows * GH);
+    for (index_t b = 0; b < r.rows; ++b)
+      for (index_t k = 2 * H; k < 3 * H; ++k) r.a[b * GH + k] = T(2) * r.a[b * GH + k] - T(1);
+  }
+  static void activate_late_rows(const ForwardRows<T>& r) {
+    const index_t H = r.H, GH = G * H;
+    const T* wco = r.peep + 2 * H;
+    for (index_t b = 0; b < r.rows; ++b)
+      for (index_t k = 0; k < H; ++k) r.scratch[b * H + k] += wco[k] * r.c[b * H + k];
+    sigmoid_inplace(r.scratch, r.rows * H);
+    for (index_t b = 0; b < r.rows; ++b) std::copy_n(r.scratch + b * H, H, r.a + b * GH + 3 * H);
+  }
+
+  // As LstmCell's; finish also saves the gates (o is only final after activate_late_rows).
+  static void update_c(const ForwardRow<T>& r) {
+    const index_t n = r.n;
+    const T *i = r.ph, *f = r.ph + n, *g = r.ph + 2 * n;
+    if (r.gates) std::copy_n(r.c, n, r.aux);
+    for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + i[k] * g[k];
+  }
+  static void finish(const ForwardRow<T>& r, const T* tc /*[n]*/) {
+    save_gates(r.ph, G, r);
+    const T* o = r.ph + 3 * r.n;
+    for (index_t k = 0; k < r.n; ++k) {
+      r.h_out[k] = tc[k] * o[k];
       r.y[k] = r.h_out[k];
     }
   }

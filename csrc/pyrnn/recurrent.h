@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "activations.h"
 #include "cell_rows.h"
 #include "common.h"
 #include "gemm.h"
@@ -374,11 +375,13 @@ void recurrent_forward(const ForwardArgs<T>& a) {
       T* gh = gates_in_place ? a.gates + s * B * GH : Gh;  // [B, G*H] this step's h W_hh^T
       for (index_t b = b0; b < b1; ++b) std::fill_n(gh + b * GH + col0, gn, T(0));
       rec.multiply_add(nb, h_cur + b0 * R, R, gh + b0 * GH + col0, GH, work);
-      // A thread with every unit (rows GH apart in P and gh) activates all its rows at once.
+      // A thread with every unit (rows GH apart in P and gh) activates all its rows at once
+      // where a row alone would end its gates in partial vectors.
       bool rows_activated = false;
       if constexpr (activates_rows<Cell>::value) {
-        if (n == H && !proj) {
-          Cell::activate_rows(gh + b0 * GH, P + (sc * B + b0) * GH, nb, H);
+        if (n == H && !proj && partial_vectors(H)) {
+          Cell::activate_rows(ForwardRows<T>{gh + b0 * GH, P + (sc * B + b0) * GH, nb, H,
+                                             cbuf + b0 * H, a.peephole, tcbuf + b0 * H});
           rows_activated = true;
         }
       }
@@ -432,6 +435,8 @@ void recurrent_forward(const ForwardArgs<T>& a) {
             const index_t len = row_length(a.lengths, b, T_);
             if (enter_row(b, len)) Cell::update_c(make_row(b, len));
           }
+          Cell::activate_late_rows(ForwardRows<T>{gh + b0 * GH, nullptr, nb, H, cbuf + b0 * H,
+                                                  a.peephole, tcbuf + b0 * H});
           std::copy_n(cbuf + b0 * H, nb * H, tcbuf + b0 * H);
           tanh_inplace(tcbuf + b0 * H, nb * H);
           for (index_t b = b0; b < b1; ++b) {
