@@ -21,6 +21,23 @@ void activate_rows_with_tanh(T* a /*[rows, G*H]*/, const T* px /*[rows, G*H]*/, 
     for (index_t k = t0; k < t0 + H; ++k) a[b * GH + k] = T(2) * a[b * GH + k] - T(1);
 }
 
+// h' = o * tc (tc = tanh(c'), which may be h_out itself) and y, for one row of n units.
+template <typename T>
+void write_lstm_output(const ForwardRow<T>& r, const T* o /*[n]*/, const T* tc /*[n]*/) {
+  for (index_t k = 0; k < r.n; ++k) {
+    r.h_out[k] = tc[k] * o[k];
+    r.y[k] = r.h_out[k];
+  }
+}
+
+// A row's forward after Cell::update_c: tanh(c') in h_out, then Cell::finish.
+template <class Cell, typename T>
+void finish_row(const ForwardRow<T>& r) {
+  std::copy_n(r.c, r.n, r.h_out);
+  tanh_inplace(r.h_out, r.n);
+  Cell::finish(r, r.h_out);
+}
+
 template <typename T>
 struct LstmCell {
   static constexpr int G = 4;
@@ -51,9 +68,7 @@ struct LstmCell {
       sigmoid_with_tanh_inplace(a, 4 * n, 2 * n, 3 * n);  // i, f, o sigmoid; g tanh
     }
     update_c(r);
-    std::copy_n(r.c, n, r.h_out);
-    tanh_inplace(r.h_out, n);
-    finish(r, r.h_out);
+    finish_row<LstmCell>(r);
   }
 
   // forward after its activations, in two parts, so that a caller with many rows can take
@@ -69,11 +84,7 @@ struct LstmCell {
     for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + i[k] * g[k];
   }
   static void finish(const ForwardRow<T>& r, const T* tc /*[n]*/) {
-    const T* o = r.ph + 3 * r.n;
-    for (index_t k = 0; k < r.n; ++k) {
-      r.h_out[k] = tc[k] * o[k];
-      r.y[k] = r.h_out[k];
-    }
+    write_lstm_output(r, r.ph + 3 * r.n, tc);
   }
 
   static void backward(const BackwardRow<T>& r) {
@@ -133,9 +144,7 @@ struct CoupledLstmCell {
       sigmoid_with_tanh_inplace(a, 3 * n, n, 2 * n);  // f, o sigmoid; g tanh
     }
     update_c(r);
-    std::copy_n(r.c, n, r.h_out);
-    tanh_inplace(r.h_out, n);
-    finish(r, r.h_out);
+    finish_row<CoupledLstmCell>(r);
   }
 
   static void update_c(const ForwardRow<T>& r) {
@@ -148,11 +157,7 @@ struct CoupledLstmCell {
     for (index_t k = 0; k < n; ++k) r.c[k] = f[k] * r.c[k] + (T(1) - f[k]) * g[k];
   }
   static void finish(const ForwardRow<T>& r, const T* tc /*[n]*/) {
-    const T* o = r.ph + 2 * r.n;
-    for (index_t k = 0; k < r.n; ++k) {
-      r.h_out[k] = tc[k] * o[k];
-      r.y[k] = r.h_out[k];
-    }
+    write_lstm_output(r, r.ph + 2 * r.n, tc);
   }
 
   static void backward(const BackwardRow<T>& r) {
@@ -209,9 +214,7 @@ struct PeepholeLstmCell {
     update_c(r);
     for (index_t k = 0; k < n; ++k) o[k] += wco[k] * r.c[k];
     sigmoid_inplace(o, n);
-    std::copy_n(r.c, n, r.h_out);
-    tanh_inplace(r.h_out, n);
-    finish(r, r.h_out);
+    finish_row<PeepholeLstmCell>(r);
   }
 
   // Several rows at once, as LstmCell's: i and f see c, so they are activated with g here
@@ -253,11 +256,7 @@ struct PeepholeLstmCell {
   }
   static void finish(const ForwardRow<T>& r, const T* tc /*[n]*/) {
     save_gates(r.ph, G, r);
-    const T* o = r.ph + 3 * r.n;
-    for (index_t k = 0; k < r.n; ++k) {
-      r.h_out[k] = tc[k] * o[k];
-      r.y[k] = r.h_out[k];
-    }
+    write_lstm_output(r, r.ph + 3 * r.n, tc);
   }
 
   static void backward(const BackwardRow<T>& r) {
