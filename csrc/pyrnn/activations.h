@@ -38,10 +38,11 @@ inline void apply_blocked(T* v /*[n]*/, index_t n, Op op) {
   alignas(64) T buf[kActivationTail];
   Eigen::Map<Tail, Eigen::Aligned64> a(buf);
   const index_t m = n - s;
-  std::copy_n(v + s, m, buf);
-  std::fill(buf + m, buf + kActivationTail, T(0));
+  // Fixed-length loops (masked moves), not copy_n's library calls of a few bytes each.
+  for (index_t k = 0; k < kActivationTail; ++k) buf[k] = k < m ? v[s + k] : T(0);
   op(a);
-  std::copy_n(buf, m, v + s);
+  for (index_t k = 0; k < kActivationTail; ++k)
+    if (k < m) v[s + k] = buf[k];
 }
 
 }  // namespace detail
