@@ -57,15 +57,22 @@ inline void tanh_inplace(T* v /*[n]*/, index_t n) {
   detail::apply_blocked(v, n, [](auto& a) { a = a.tanh(); });
 }
 
-// Sigmoid over v[0, n) and tanh over v[t0, t1) inside it, in one pass: tanh(x) = 2 s(2x) - 1.
-// At small H each activation call is one or two vectors whose rational approximation (with a
-// division) is latency-bound; one call over all the gates overlaps them (LSTM H=16-32: the
-// separate calls took over half of a step).
+// Sigmoid over `rows` rows of `stride` values and tanh over [t0, t1) of each row, in one pass:
+// tanh(x) = 2 s(2x) - 1. At small H each activation call is one or two vectors whose rational
+// approximation (with a division) is latency-bound; one call over all the gates (and rows)
+// overlaps them.
+template <typename T>
+inline void sigmoid_with_tanh_rows(T* v /*[rows, stride]*/, index_t rows, index_t stride,
+                                   index_t t0, index_t t1) {
+  for (index_t b = 0; b < rows; ++b)
+    for (index_t k = t0; k < t1; ++k) v[b * stride + k] *= T(2);
+  sigmoid_inplace(v, rows * stride);
+  for (index_t b = 0; b < rows; ++b)
+    for (index_t k = t0; k < t1; ++k) v[b * stride + k] = T(2) * v[b * stride + k] - T(1);
+}
 template <typename T>
 inline void sigmoid_with_tanh_inplace(T* v /*[n]*/, index_t n, index_t t0, index_t t1) {
-  for (index_t k = t0; k < t1; ++k) v[k] *= T(2);
-  sigmoid_inplace(v, n);
-  for (index_t k = t0; k < t1; ++k) v[k] = T(2) * v[k] - T(1);
+  sigmoid_with_tanh_rows(v, 1, n, t0, t1);
 }
 
 // Whether activations over runs of n values end in a partial block (the padded copy above).

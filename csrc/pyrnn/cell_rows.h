@@ -43,7 +43,6 @@ struct ForwardRow {
   T* aux;         // [n] saved auxiliary value (see ForwardArgs::aux), or nullptr
   const T* peep;  // [3][H] standard: peephole weights w_ci, w_cf, w_co (peephole LSTM only)
   T* rh;          // [n] two-phase cells (reset-before GRU): r*h, written by forward_a
-  bool activated = false;  // ph already holds the activated gates (Cell::activate_rows)
 };
 
 template <typename T>

@@ -93,7 +93,13 @@ void cell_step(const CellStepArgs<T>& a) {
     r.c = c;
     r.h_out = a.h_out + b * a.ldh_out;
     r.y = r.h_out;
-    r.activated = activated;
+    if constexpr (activates_rows<Cell>::value) {
+      if (activated) {  // the rest of forward for this row
+        Cell::update_c(r);
+        finish_row<Cell>(r);
+        continue;
+      }
+    }
     Cell::forward(r);
   }
 }

@@ -7,20 +7,6 @@
 
 namespace pyrnn {
 
-// a += px over `rows` rows of G*H, then sigmoid over all of it except tanh over each row's gate
-// block [t0, t0 + H), in one pass (tanh(x) = 2 s(2x) - 1, as sigmoid_with_tanh_inplace).
-template <typename T>
-void activate_rows_with_tanh(T* a /*[rows, G*H]*/, const T* px /*[rows, G*H]*/, index_t rows,
-                             index_t H, int G, index_t t0) {
-  const index_t GH = G * H;
-  for (index_t k = 0; k < rows * GH; ++k) a[k] += px[k];
-  for (index_t b = 0; b < rows; ++b)
-    for (index_t k = t0; k < t0 + H; ++k) a[b * GH + k] *= T(2);
-  sigmoid_inplace(a, rows * GH);
-  for (index_t b = 0; b < rows; ++b)
-    for (index_t k = t0; k < t0 + H; ++k) a[b * GH + k] = T(2) * a[b * GH + k] - T(1);
-}
-
 // h' = o * tc (tc = tanh(c'), which may be h_out itself) and y, for one row of n units.
 template <typename T>
 void write_lstm_output(const ForwardRow<T>& r, const T* o /*[n]*/, const T* tc /*[n]*/) {
@@ -55,18 +41,18 @@ struct LstmCell {
   // alike): one pass over all of them leaves no partial vector per row and gate, which at small
   // H cost more than the activations. The same per-element operations as forward's, so the
   // results are bitwise those of a row at a time. A caller then runs update_c per row,
-  // activate_late_rows, tanh(c') of all rows, and finish per row.
+  // activate_late_rows, tanh(c') of all rows, and finish per row (forward is those four steps
+  // for one row).
   static void activate_rows(const ForwardRows<T>& r) {
-    activate_rows_with_tanh(r.a, r.px, r.rows, r.H, G, 2 * r.H);
+    for (index_t k = 0; k < r.rows * G * r.H; ++k) r.a[k] += r.px[k];
+    sigmoid_with_tanh_rows(r.a, r.rows, G * r.H, 2 * r.H, 3 * r.H);  // i, f, o; g tanh
   }
   static void activate_late_rows(const ForwardRows<T>&) {}
   static void forward(const ForwardRow<T>& r) {
     const index_t n = r.n;
     T* a = r.ph;  // pre-activations, then activations, in place: [i | f | g | o]
-    if (!r.activated) {
-      for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
-      sigmoid_with_tanh_inplace(a, 4 * n, 2 * n, 3 * n);  // i, f, o sigmoid; g tanh
-    }
+    for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
+    sigmoid_with_tanh_inplace(a, 4 * n, 2 * n, 3 * n);  // i, f, o sigmoid; g tanh
     update_c(r);
     finish_row<LstmCell>(r);
   }
@@ -132,17 +118,16 @@ struct CoupledLstmCell {
 
   // As LstmCell's (activate_rows, update_c, finish), with f, g, o.
   static void activate_rows(const ForwardRows<T>& r) {
-    activate_rows_with_tanh(r.a, r.px, r.rows, r.H, G, r.H);
+    for (index_t k = 0; k < r.rows * G * r.H; ++k) r.a[k] += r.px[k];
+    sigmoid_with_tanh_rows(r.a, r.rows, G * r.H, r.H, 2 * r.H);  // f, o; g tanh
   }
   static void activate_late_rows(const ForwardRows<T>&) {}
 
   static void forward(const ForwardRow<T>& r) {
     const index_t n = r.n;
     T* a = r.ph;  // [f | g | o]
-    if (!r.activated) {
-      for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
-      sigmoid_with_tanh_inplace(a, 3 * n, n, 2 * n);  // f, o sigmoid; g tanh
-    }
+    for (index_t k = 0; k < G * n; ++k) a[k] += r.px[k];
+    sigmoid_with_tanh_inplace(a, 3 * n, n, 2 * n);  // f, o sigmoid; g tanh
     update_c(r);
     finish_row<CoupledLstmCell>(r);
   }
@@ -232,11 +217,8 @@ struct PeepholeLstmCell {
         a[H + k] += wcf[k] * c[k];
       }
       std::copy_n(a + 3 * H, H, r.scratch + b * H);
-      for (index_t k = 2 * H; k < 3 * H; ++k) a[k] *= T(2);
     }
-    sigmoid_inplace(r.a, r.rows * GH);
-    for (index_t b = 0; b < r.rows; ++b)
-      for (index_t k = 2 * H; k < 3 * H; ++k) r.a[b * GH + k] = T(2) * r.a[b * GH + k] - T(1);
+    sigmoid_with_tanh_rows(r.a, r.rows, GH, 2 * H, 3 * H);  // i, f (o's slot unused); g tanh
   }
   static void activate_late_rows(const ForwardRows<T>& r) {
     const index_t H = r.H, GH = G * H;

@@ -291,7 +291,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
     ws.request(mbuf, B * H);
   }
   if (two) ws.request(rh, B * H);
-  T* tcbuf = nullptr;  // [B, H] tanh(c') of every row, where the cell takes all rows at once
+  T* tcbuf = nullptr;  // [B, H] all-rows path: the cell's scratch, then tanh(c') of every row
   if (activates_rows<Cell>::value && !proj) ws.request(tcbuf, B * H);
   ws.allocate();
   std::fill_n(bias_x, GH, T(0));
@@ -401,8 +401,7 @@ void recurrent_forward(const ForwardArgs<T>& a) {
                              train ? a.gates + (s * B + b) * GH + j0 : nullptr,
                              train && a.aux ? a.aux + save : nullptr,
                              a.peephole ? a.peephole + j0 : nullptr,
-                             two ? rh + b * H + j0 : nullptr,
-                             rows_activated};
+                             two ? rh + b * H + j0 : nullptr};
       };
       if constexpr (two) {
         for (index_t b = b0; b < b1; ++b) {
@@ -429,8 +428,8 @@ void recurrent_forward(const ForwardArgs<T>& a) {
         if (train) std::copy_n(h_row, n, a.h_prev + save);
         return true;
       };
-      if constexpr (activates_rows<Cell>::value) {
-        if (rows_activated) {  // c' of every row, tanh(c') of all at once, then h'
+      if (rows_activated) {  // c' of every row, tanh(c') of all at once, then h'
+        if constexpr (activates_rows<Cell>::value) {
           for (index_t b = b0; b < b1; ++b) {
             const index_t len = row_length(a.lengths, b, T_);
             if (enter_row(b, len)) Cell::update_c(make_row(b, len));
@@ -444,20 +443,21 @@ void recurrent_forward(const ForwardArgs<T>& a) {
             if (s < len) Cell::finish(make_row(b, len), tcbuf + b * H);
           }
         }
-      }
-      for (index_t b = b0; b < b1 && !rows_activated; ++b) {
-        const index_t len = row_length(a.lengths, b, T_);
-        const size_t save = size_t((s * B + b) * H + j0);
-        if (proj) {  // h and h_prev are handled after the projection below
-          if (s >= len) {
-            if (train) std::fill_n(a.proj_in + save, n, T(0));
-          } else {
-            Cell::forward(make_row(b, len));
-            if (train) std::copy_n(mbuf + b * H + j0, n, a.proj_in + save);
+      } else {
+        for (index_t b = b0; b < b1; ++b) {
+          const index_t len = row_length(a.lengths, b, T_);
+          if (proj) {  // h and h_prev are handled after the projection below
+            const size_t save = size_t((s * B + b) * H + j0);
+            if (s >= len) {
+              if (train) std::fill_n(a.proj_in + save, n, T(0));
+            } else {
+              Cell::forward(make_row(b, len));
+              if (train) std::copy_n(mbuf + b * H + j0, n, a.proj_in + save);
+            }
+            continue;
           }
-          continue;
+          if (enter_row(b, len)) Cell::forward(make_row(b, len));
         }
-        if (enter_row(b, len)) Cell::forward(make_row(b, len));
       }
       if (proj) {
         bar.wait();  // m of every unit before the projection
