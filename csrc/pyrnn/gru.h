@@ -116,15 +116,22 @@ struct GruResetBeforeCell {
     save_gates(a, G, r);
   }
 
+  // Each gate block through its own restrict pointer: indexed off one pointer (dgh[H + k]),
+  // GCC cannot rule out overlap for small H and left the loop scalar.
   static void backward(const BackwardRow<T>& r) {
     const index_t H = r.H;
-    for (index_t k = 0; k < r.n; ++k) {
-      const T z = r.gates[H + k], nn = r.gates[2 * H + k];
-      const T dh = r.dh[k];
-      r.dgh[k] = T(0);  // set by backward_b
-      r.dgh[H + k] = dh * (r.h[k] - nn) * z * (T(1) - z);
-      r.dgh[2 * H + k] = dh * (T(1) - z) * (T(1) - nn * nn);
-      r.dh[k] = dh * z;
+    gate_gradients(r.n, r.gates + H, r.gates + 2 * H, r.h, r.dh, r.dgh, r.dgh + H, r.dgh + 2 * H);
+  }
+
+  static void gate_gradients(index_t n, const T* __restrict z, const T* __restrict nn,
+                             const T* __restrict h, T* __restrict dh, T* __restrict dhr,
+                             T* __restrict dhz, T* __restrict dhn) {
+    for (index_t k = 0; k < n; ++k) {
+      const T zk = z[k], nk = nn[k], d = dh[k];
+      dhr[k] = T(0);  // set by backward_b
+      dhz[k] = d * (h[k] - nk) * zk * (T(1) - zk);
+      dhn[k] = d * (T(1) - zk) * (T(1) - nk * nk);
+      dh[k] = d * zk;
     }
   }
 
