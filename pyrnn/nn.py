@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from . import _core
 from .module import IncompatibleKeys, Module, StateDictError
 
 __all__ = [
@@ -22,6 +23,9 @@ __all__ = [
     "log_softmax",
     "softmax_cross_entropy",
 ]
+
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -51,13 +55,19 @@ def _as_index_array(name: str, indices) -> np.ndarray:
 
 
 class Linear(Module):
-    """``y = x W^T + b`` on inputs ``[..., in_features]``; weight ``[out, in]``, bias ``[out]``."""
+    """``y = x W^T + b`` on inputs ``[..., in_features]``; weight ``[out, in]``, bias ``[out]``.
+
+    float32 and float64 run on the kernels' threads (up to ``num_threads``; None: all of
+    them), other dtypes through NumPy.
+    """
 
     _transient = {"_x": None}  # the forward's input, kept for backward
+    _num_threads: Optional[int] = None  # (also for pickles made before the attribute)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 dtype=np.float32, seed=None) -> None:
+                 dtype=np.float32, seed=None, *, num_threads: Optional[int] = None) -> None:
         super().__init__()
+        self.num_threads = num_threads
         self.in_features = _check_size("in_features", in_features)
         self.out_features = _check_size("out_features", out_features)
         self.dtype = _float_dtype(dtype)
@@ -86,11 +96,36 @@ class Linear(Module):
                 f"x: expected shape [..., {self.in_features}], got {list(x.shape)}"
             )
         self._x = x
+        out_shape = x.shape[:-1] + (self.out_features,)
+        if self._on_kernels():
+            x2d = np.ascontiguousarray(_rows(x))
+            self._x = x2d.reshape(x.shape)
+            return _core.linear_forward(x2d, self.weight, self.bias,
+                                        self._threads()).reshape(out_shape)
         # One 2-D GEMM: matmul of a 3-D x runs one BLAS call per leading index.
-        y = (_rows(x) @ self.weight.T).reshape(x.shape[:-1] + (self.out_features,))
+        y = (_rows(x) @ self.weight.T).reshape(out_shape)
         if self.bias is not None:
             y += self.bias
         return y
+
+    @property
+    def num_threads(self) -> Optional[int]:
+        return self._num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: Optional[int]) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                  or value < 1):
+            raise ValueError(f"num_threads must be None or an integer >= 1, got {value!r}")
+        self._num_threads = None if value is None else int(value)
+
+    def _threads(self) -> int:
+        return self._num_threads or _core.max_threads()
+
+    def _on_kernels(self) -> bool:
+        """Whether the products run on pyrnn's kernels (float32/float64, contiguous params)."""
+        return self.dtype in _KERNEL_DTYPES and all(
+            p.dtype == self.dtype and p.flags.c_contiguous for p in self.params.values())
 
     def backward(self, dy) -> np.ndarray:
         """Accumulate ``dW``/``db`` from ``dy[..., out_features]``; return ``dx``."""
@@ -101,6 +136,14 @@ class Linear(Module):
         if dy.shape != expected:
             raise ValueError(f"dy: expected shape {list(expected)}, got {list(dy.shape)}")
         dy2d = _rows(dy)
+        grads = self.grads
+        if self._on_kernels() and all(g.dtype == self.dtype and g.flags.c_contiguous
+                                      and g.flags.writeable for g in grads.values()):
+            dx = _core.linear_backward(np.ascontiguousarray(dy2d),
+                                       np.ascontiguousarray(_rows(self._x)), self.weight,
+                                       grads["weight"], grads.get("bias"), True,
+                                       self._threads())
+            return dx.reshape(self._x.shape)
         self.grads["weight"] += dy2d.T @ _rows(self._x)
         if self.bias is not None:
             self.grads["bias"] += dy2d.sum(axis=0)

@@ -91,6 +91,87 @@ def test_linear_errors():
         nn.Linear(-1, 2)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_threaded_products_match_torch(dtype, bias):
+    """Shapes big enough for several kernel threads (rows not a multiple of a GEMM panel):
+    every thread count matches torch, and each other."""
+    M, K, N = 701, 130, 97
+    x = RNG.standard_normal((M, K)).astype(dtype)
+    dy = RNG.standard_normal((M, N)).astype(dtype)
+    ref = torch.nn.Linear(K, N, bias=bias, dtype=torch.from_numpy(np.zeros(0, dtype)).dtype)
+    outs = []
+    for threads in (1, 2, 3):
+        lin = nn.Linear(K, N, bias=bias, dtype=dtype, seed=5, num_threads=threads)
+        ref.load_state_dict({k: torch.from_numpy(v) for k, v in lin.state_dict().items()})
+        ref.zero_grad()
+        y, dx = lin(x), lin.backward(dy)
+        xt = torch.from_numpy(x).requires_grad_()
+        (ref(xt) * torch.from_numpy(dy)).sum().backward()
+        tol = dict(rtol=1e-11, atol=1e-11) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(y, ref(xt).detach().numpy(), **tol)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), **tol)
+        np.testing.assert_allclose(lin.grads["weight"], ref.weight.grad.numpy(), **tol)
+        if bias:
+            np.testing.assert_allclose(lin.grads["bias"], ref.bias.grad.numpy(), **tol)
+        outs.append((y, dx, lin.grads["weight"]))
+    for y, dx, dw in outs[1:]:
+        np.testing.assert_allclose(y, outs[0][0], rtol=1e-5 if dtype == np.float32 else 1e-13)
+        np.testing.assert_allclose(dx, outs[0][1], rtol=1e-5 if dtype == np.float32 else 1e-13)
+        np.testing.assert_allclose(dw, outs[0][2], rtol=1e-5 if dtype == np.float32 else 1e-13)
+
+
+def test_linear_float32_bias_gradient_sums_many_rows_accurately():
+    # A running float32 sum over 200,000 rows drifts by ~1e-4 relative; summed in double it
+    # stays within float32 rounding of the exact sum.
+    lin = nn.Linear(2, 3, seed=0)
+    dy = (1 + RNG.random((200_000, 3))).astype(np.float32)
+    lin(np.zeros((200_000, 2), np.float32))
+    lin.backward(dy)
+    exact = dy.astype(np.float64).sum(axis=0)
+    np.testing.assert_allclose(lin.grads["bias"], exact, rtol=2e-7)
+
+
+def test_linear_non_contiguous_input_and_float16_fallback():
+    lin = nn.Linear(6, 4, dtype=np.float64, seed=2)
+    x = RNG.standard_normal((6, 5)).T  # [5, 6], Fortran order
+    np.testing.assert_allclose(lin(x), x @ lin.weight.T + lin.bias, rtol=1e-13)
+    np.testing.assert_allclose(lin.backward(np.ones((5, 4))), np.ones((5, 4)) @ lin.weight,
+                               rtol=1e-13)
+    half = nn.Linear(6, 4, dtype=np.float16, seed=2)  # NumPy's path
+    y = half(x)
+    assert y.dtype == np.float16 and y.shape == (5, 4)
+    assert half.backward(np.ones((5, 4), np.float16)).dtype == np.float16
+
+
+def test_linear_num_threads_validated():
+    with pytest.raises(ValueError, match="num_threads"):
+        nn.Linear(2, 2, num_threads=0)
+    lin = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="num_threads"):
+        lin.num_threads = True
+    lin.num_threads = 2
+    assert lin.num_threads == 2
+
+
+def test_linear_raw_binding_rejects_bad_arrays():
+    from pyrnn import _core
+    w = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="argument 'x': expected shape"):
+        _core.linear_forward(np.zeros((2, 5), np.float32), w, None, 1)
+    with pytest.raises(TypeError, match="argument 'x': expected dtype float32"):
+        _core.linear_forward(np.zeros((2, 4)), w, None, 1)
+    with pytest.raises(ValueError, match="num_threads"):
+        _core.linear_forward(np.zeros((2, 4), np.float32), w, None, 0)
+    dw = np.zeros((3, 4), np.float32)
+    dw.flags.writeable = False
+    with pytest.raises(ValueError, match="argument 'dw': must be writeable"):
+        _core.linear_backward(np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32), w,
+                              dw, None, True, 1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.linear_forward(np.zeros((2, 4), np.int32), w.astype(np.int32), None, 1)
+
+
 # ----------------------------------------------------------------------------- Module
 
 def test_state_dict_is_a_copy_and_load_is_in_place():

@@ -19,6 +19,7 @@ namespace pyrnn {
 namespace bind {
 void register_kernels(py::module_& m);
 void register_optim(py::module_& m);
+void register_linear(py::module_& m);
 void register_cells(py::module_& m);
 void register_capi(py::module_& m);
 #ifdef PYRNN_HAVE_CUDA
@@ -35,6 +36,7 @@ PYBIND11_MODULE(_core, m) {
   pyrnn::bind::kernels();  // picks the build now: a bad PYRNN_ISA fails the import, not a call
   pyrnn::bind::register_kernels(m);
   pyrnn::bind::register_optim(m);
+  pyrnn::bind::register_linear(m);
   pyrnn::bind::register_cells(m);
   pyrnn::bind::register_capi(m);
 #ifdef PYRNN_HAVE_CUDA

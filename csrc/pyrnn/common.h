@@ -165,6 +165,16 @@ struct KernelTable {
   // One step of a plain cell on the calling thread (LSTM, GRU, RNN_TANH, RNN_RELU only).
   void (*cell_step_f32)(CellKind, const CellStepArgs<float>&);
   void (*cell_step_f64)(CellKind, const CellStepArgs<double>&);
+  // A fully connected layer's forward and backward on up to `threads` threads (linear.h).
+  void (*linear_forward_f32)(index_t M, index_t N, index_t K, const float* x, const float* w,
+                             const float* b, float* y, int threads);
+  void (*linear_forward_f64)(index_t M, index_t N, index_t K, const double* x, const double* w,
+                             const double* b, double* y, int threads);
+  void (*linear_backward_f32)(index_t M, index_t N, index_t K, const float* dy, const float* x,
+                              const float* w, float* dx, float* dw, float* db, int threads);
+  void (*linear_backward_f64)(index_t M, index_t N, index_t K, const double* dy,
+                              const double* x, const double* w, double* dx, double* dw,
+                              double* db, int threads);
 };
 
 }  // namespace pyrnn

@@ -29,6 +29,14 @@ template <typename T> void rnn_backward(bool relu, const BackwardArgs<T>& a);
 template <typename T>
 void adam(index_t n, T* p, const T* g, T* m, T* v, const AdamStep& s, int threads);
 
+// A fully connected layer's products (linear.cc).
+template <typename T>
+void linear_forward(index_t M, index_t N, index_t K, const T* x, const T* w, const T* b, T* y,
+                    int threads);
+template <typename T>
+void linear_backward(index_t M, index_t N, index_t K, const T* dy, const T* x, const T* w, T* dx,
+                     T* dw, T* db, int threads);
+
 // C = X W^T through the steps' packed product, `reps` times (packed_product.cc).
 void packed_product_f32(index_t M, index_t N, index_t K, const float* X, const float* W,
                         float* C, int reps);

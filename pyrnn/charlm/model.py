@@ -55,7 +55,8 @@ class CharLM:
         self.embed = nn.Embedding(self.vocab_size, self.embed_dim, dtype=self.dtype, seed=rngs[0])
         self.rnn = _layer_class(cell)(self.embed_dim, self.hidden, self.layers, dtype=self.dtype,
                                       seed=rngs[1], num_threads=num_threads)
-        self.head = nn.Linear(self.hidden, self.vocab_size, dtype=self.dtype, seed=rngs[2])
+        self.head = nn.Linear(self.hidden, self.vocab_size, dtype=self.dtype, seed=rngs[2],
+                              num_threads=num_threads)
         if cell == "lstm":
             # Forget-gate bias 1 (Gers et al. 2000; Jozefowicz et al. 2015): remember by default.
             H = self.hidden
@@ -87,6 +88,7 @@ class CharLM:
     @num_threads.setter
     def num_threads(self, value: Optional[int]) -> None:
         self.rnn.num_threads = value
+        self.head.num_threads = value
 
     # ------------------------------------------------------------------ training interface
     def train(self, mode: bool = True) -> "CharLM":
