@@ -9,7 +9,7 @@ same keys; parameters whose gradient is missing or ``None`` are skipped, as in t
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterator, Mapping, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -61,10 +61,23 @@ class Optimizer:
 
     hyperparameters: Tuple[str, ...] = ()
     state_names: Tuple[str, ...] = ()
+    _num_threads: Optional[int] = None
 
     def __init__(self, params) -> None:
         self.params = _as_param_dict(params)
         self.state: Dict[str, Dict[str, Any]] = {name: {} for name in self.params}
+
+    @property
+    def num_threads(self) -> Optional[int]:
+        """Kernel threads of the fused updates (None: all); not part of the state dict."""
+        return self._num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: Optional[int]) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                  or value < 1):
+            raise ValueError(f"num_threads must be None or an integer >= 1, got {value!r}")
+        self._num_threads = None if value is None else int(value)
 
     def _configure(self, **hyperparameters) -> None:
         raise NotImplementedError
@@ -218,4 +231,5 @@ class Adam(Optimizer):
         grad = grad if grad.flags.c_contiguous else grad.copy(order="C")
         _core.adam_step(param, grad, exp_avg, exp_avg_sq, 1.0 - beta1,
                         beta2, 1.0 - beta2, math.sqrt(1.0 - beta2 ** step), self.eps,
-                        self.lr / (1.0 - beta1 ** step), _core.max_threads())
+                        self.lr / (1.0 - beta1 ** step),
+                        self._num_threads or _core.max_threads())

@@ -228,6 +228,29 @@ def test_fused_adam_equals_the_numpy_steps(dtype):
     assert np.abs(contiguous - base).max() > 1e-3  # the steps did move the parameter
 
 
+def test_adam_num_threads_same_result_and_validated():
+    """The fused step is elementwise: any thread count gives the same bits (arrays large
+    enough to be split); num_threads is a setting, not optimizer state."""
+    rng = np.random.default_rng(6)
+    base = rng.standard_normal(300_001).astype(np.float32)
+    grads = [rng.standard_normal(base.shape).astype(np.float32) for _ in range(3)]
+    results = []
+    for threads in (1, 2, 3, None):
+        p = base.copy()
+        opt = Adam({"w": p}, lr=1e-2)
+        opt.num_threads = threads
+        for g in grads:
+            opt.step({"w": g})
+        results.append(p)
+        assert "num_threads" not in opt.state_dict()
+    for p in results[1:]:
+        np.testing.assert_array_equal(p, results[0])
+    with pytest.raises(ValueError, match="num_threads"):
+        Adam({"w": base.copy()}).num_threads = 0
+    with pytest.raises(ValueError, match="num_threads"):
+        SGD({"w": base.copy()}, lr=0.1).num_threads = 1.5
+
+
 def test_adam_step_binding_rejects_bad_arrays():
     from pyrnn import _core
     p = np.zeros(4, np.float32)
