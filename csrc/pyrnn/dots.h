@@ -65,12 +65,24 @@ inline void block(index_t K, const float* A, index_t lda, const float* W, index_
       for (int j = 0; j < NR; ++j) acc[m][j] = V::fmadd(a, w[j], acc[m][j]);
     }
   }
-  for (int m = 0; m < MR; ++m)
-    for (int j = 0; j < NR; ++j) {
-      const float d = V::sum(acc[m][j]);
-      float& c = C[m * ldc + j];
-      c = accumulate ? c + d : d;
+  auto put = [&](int q, float d) {  // accumulator q = m * NR + j
+    float& c = C[(q / NR) * ldc + q % NR];
+    c = accumulate ? c + d : d;
+  };
+  constexpr int kSums = MR * NR;
+  if constexpr (kSums < 4) {
+    for (int q = 0; q < kSums; ++q) put(q, V::sum(acc[q / NR][q % NR]));
+  } else {  // reduced V::lanes at a time (V::sums, bitwise V::sum): fewer shuffles per sum
+    for (int q0 = 0; q0 < kSums; q0 += V::lanes) {
+      const int n = std::min(V::lanes, kSums - q0);
+      V::reg v[V::lanes];
+      float d[V::lanes];
+      for (int q = 0; q < V::lanes; ++q)
+        v[q] = q < n ? acc[(q0 + q) / NR][(q0 + q) % NR] : V::zero();
+      V::sums(v, d);
+      for (int q = 0; q < n; ++q) put(q0 + q, d[q]);
     }
+  }
 }
 
 // Rows [0, M) of A against weight rows [0, N): weight rows NR at a time (outer, so each block
