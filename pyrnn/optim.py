@@ -63,9 +63,10 @@ class Optimizer:
     state_names: Tuple[str, ...] = ()
     _num_threads: Optional[int] = None
 
-    def __init__(self, params) -> None:
+    def __init__(self, params, num_threads: Optional[int] = None) -> None:
         self.params = _as_param_dict(params)
         self.state: Dict[str, Dict[str, Any]] = {name: {} for name in self.params}
+        self.num_threads = num_threads
 
     @property
     def num_threads(self) -> Optional[int]:
@@ -165,8 +166,9 @@ class SGD(Optimizer):
     state_names = ("momentum_buffer",)
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False, dampening: float = 0.0) -> None:
-        super().__init__(params)
+                 nesterov: bool = False, dampening: float = 0.0, *,
+                 num_threads: Optional[int] = None) -> None:
+        super().__init__(params, num_threads)
         self._configure(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov)
 
@@ -200,8 +202,9 @@ class Adam(Optimizer):
     state_names = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        super().__init__(params)
+                 eps: float = 1e-8, weight_decay: float = 0.0, *,
+                 num_threads: Optional[int] = None) -> None:
+        super().__init__(params, num_threads)
         self._configure(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _configure(self, lr, betas, eps, weight_decay) -> None:
