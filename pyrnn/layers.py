@@ -219,11 +219,12 @@ class _RNNBase(Module):
 
     def _directions_grouped(self, training, threads) -> bool:
         """Whether an eval forward runs its two directions in one grouped kernel call (one
-        OpenMP thread each) rather than on two Python threads: when each direction has one
-        thread. The kernels' team is already awake between calls, where the direction pool's
-        thread must be woken per layer (about 0.1-0.3 ms on the 2-core VM of the bench), which
-        is most of a direction's time in a small model."""
-        return (not training and self.device == "cpu" and self._directions_concurrent()
+        OpenMP thread each, or both on the one thread of a single-threaded layer) rather than
+        as two calls: when each direction has one thread. The kernels' team is already awake
+        between calls, where the direction pool's thread must be woken per layer (about
+        0.1-0.3 ms on the 2-core VM of the bench), which is most of a direction's time in a
+        small model; and the directions write one output, with no concatenation after."""
+        return (not training and self.device == "cpu" and self.num_directions == 2
                 and list(threads) == [1, 1])
 
     def _forward_directions_grouped(self, inp, layer, states0, lens):
@@ -240,7 +241,8 @@ class _RNNBase(Module):
             calls.append((self._cell, inp, *self._layer_params(layer, d), init[0],
                           init[1] if self._has_cell else None, lens, extra.get("peephole"),
                           extra.get("w_hr"), d == 1, both, d * R))
-        outs = [(y, h_n, c_n, None) for y, h_n, c_n in F._forward_group(calls, 2)]
+        team = 2 if self._directions_concurrent() else 1
+        outs = [(y, h_n, c_n, None) for y, h_n, c_n in F._forward_group(calls, team)]
         return outs, both
 
     def _directions_concurrent(self) -> bool:

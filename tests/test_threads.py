@@ -252,24 +252,28 @@ def test_bidirectional_directions_concurrent_only_with_two_threads(monkeypatch):
     lambda nt: pyrnn.RNN(5, 6, bidirectional=True, nonlinearity="relu", num_threads=nt, seed=1),
 ], ids=["lstm", "peephole", "projection", "gru_reset_before", "rnn_relu"])
 def test_grouped_directions_equal_one_after_the_other(make, monkeypatch):
-    """In eval mode with two threads both directions run in one grouped kernel call (one
-    OpenMP thread each): the bits of running them one after the other on one thread."""
+    """In eval mode both directions run in one grouped kernel call (with two threads one
+    OpenMP thread each, with one both on it): the bits of running them as separate calls
+    (training mode, which never groups)."""
     from pyrnn import layers
 
     grouped = []
     real = layers.F._forward_group
     monkeypatch.setattr(layers.F, "_forward_group",
-                        lambda calls, n: grouped.append(len(calls)) or real(calls, n))
+                        lambda calls, n: grouped.append((len(calls), n)) or real(calls, n))
     x = np.random.default_rng(2).standard_normal((9, 3, 5)).astype(np.float32)
     lengths = np.array([9, 4, 0])
-    one, two = make(1).eval(), make(2).eval()
-    y1, s1 = one(x, lengths=lengths)
+    separate = make(1).train()
+    y0, s0 = separate(x, lengths=lengths)
     assert grouped == []
-    y2, s2 = two(x, lengths=lengths)
-    assert grouped and set(grouped) == {2}
-    np.testing.assert_array_equal(y1, y2)
-    for a, b in zip(s1 if isinstance(s1, tuple) else (s1,), s2 if isinstance(s2, tuple) else (s2,)):
-        np.testing.assert_array_equal(a, b)
+    layers_count = separate.num_layers
+    for threads in (1, 2):
+        grouped.clear()
+        y, s = make(threads).eval()(x, lengths=lengths)
+        assert grouped == [(2, threads)] * layers_count
+        np.testing.assert_array_equal(y, y0)
+        for a, b in zip(s if isinstance(s, tuple) else (s,), s0 if isinstance(s0, tuple) else (s0,)):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_forward_group_writes_into_columns_of_one_output_and_refuses_bad_ones():
