@@ -12,7 +12,8 @@ hyper-parameters, the carried state detached (truncated BPTT). Both start from t
 (copied from pyrnn's CharLM) and train on the same random batch; before timing, the losses of
 the first step must agree or the script raises. Per thread count (pyrnn's num_threads and
 torch.set_num_threads alike), after warm-up steps, rounds of --steps steps alternate
-pyrnn, torch, pyrnn, torch...; the median round gives ms per step.
+pyrnn, torch, pyrnn, torch...; the median round gives ms per step, and the median of the
+rounds' torch / pyrnn ratios a speedup that a host slowing both for a while leaves steadier.
 """
 from __future__ import annotations
 
@@ -167,6 +168,10 @@ def run(threads=(1, 2), cell=DEFAULTS.cell, hidden=DEFAULTS.hidden, layers=DEFAU
                 row[f"{name}_rounds_ms"] = ms
                 row[f"{name}_chars_per_s"] = batch * seq / row[f"{name}_ms"] * 1e3
             row["speedup"] = row["torch_ms"] / row["pyrnn_ms"]  # > 1: pyrnn faster
+            # Each round's torch / pyrnn, side by side in time: a host that slows both for a
+            # while cancels out of it, where it shifts the two medians apart.
+            row["paired_speedup"] = statistics.median(
+                t / p for p, t in zip(rounds["pyrnn"], rounds["torch"]))
             rows.append(row)
     finally:
         torch.set_num_threads(saved_torch_threads)
@@ -187,11 +192,14 @@ def format_report(result):
              f"first-step loss: pyrnn {result['first_step_loss']['pyrnn']:.6f}, "
              f"torch {result['first_step_loss']['torch']:.6f}",
              f"median of {c['repeats']} alternating rounds of {c['steps_per_round']} steps",
-             "threads | pyrnn ms/step | torch ms/step | pyrnn chars/s | torch chars/s | speedup"]
+             "threads | pyrnn ms/step | torch ms/step | pyrnn chars/s | torch chars/s | speedup "
+             "| paired"]
     for r in result["results"]:
         lines.append(f"{r['threads']:7d} | {r['pyrnn_ms']:13.2f} | {r['torch_ms']:13.2f} | "
                      f"{r['pyrnn_chars_per_s']:13,.0f} | {r['torch_chars_per_s']:13,.0f} | "
-                     f"{r['speedup']:6.2f}x")
+                     f"{r['speedup']:6.2f}x | {r['paired_speedup']:5.2f}x")
+    lines.append("speedup: torch's median / pyrnn's; paired: the median of each round's torch / "
+                 "pyrnn (steadier on a busy host)")
     return "\n".join(lines)
 
 

@@ -64,6 +64,8 @@ def test_result_fields_and_speedups(tmp_path, capsys):
         assert row[f"{name}_ms"] == pytest.approx(np.median(row[f"{name}_rounds_ms"]))
         assert row[f"{name}_chars_per_s"] == pytest.approx(4 * 8 / row[f"{name}_ms"] * 1e3)
     assert row["speedup"] == pytest.approx(row["torch_ms"] / row["pyrnn_ms"])
+    paired = [t / p for p, t in zip(row["pyrnn_rounds_ms"], row["torch_rounds_ms"])]
+    assert row["paired_speedup"] == pytest.approx(np.median(paired))
     assert "speedup" in capsys.readouterr().out
 
 
