@@ -72,3 +72,14 @@ def thread_count(num_threads, default: int) -> int:
     if num_threads < 1:
         raise ValueError(f"num_threads: expected >= 1, got {num_threads}")
     return int(num_threads)
+
+
+class ThreadsSetting:
+    """A ``num_threads`` attribute (None: all the kernels' threads), validated as the layers'
+    argument and kept in ``_num_threads`` (a class default of None serves old pickles)."""
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj._num_threads
+
+    def __set__(self, obj, value) -> None:
+        obj._num_threads = None if value is None else thread_count(value, 1)

@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import _core
+from . import _core, _validate
 from .module import IncompatibleKeys, Module, StateDictError
 
 __all__ = [
@@ -63,6 +63,7 @@ class Linear(Module):
 
     _transient = {"_x": None}  # the forward's input, kept for backward
     _num_threads: Optional[int] = None  # (also for pickles made before the attribute)
+    num_threads = _validate.ThreadsSetting()  # the products' threads (None: all)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  dtype=np.float32, seed=None, *, num_threads: Optional[int] = None) -> None:
@@ -107,17 +108,6 @@ class Linear(Module):
         if self.bias is not None:
             y += self.bias
         return y
-
-    @property
-    def num_threads(self) -> Optional[int]:
-        return self._num_threads
-
-    @num_threads.setter
-    def num_threads(self, value: Optional[int]) -> None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                                  or value < 1):
-            raise ValueError(f"num_threads must be None or an integer >= 1, got {value!r}")
-        self._num_threads = None if value is None else int(value)
 
     def _threads(self) -> int:
         return self._num_threads or _core.max_threads()

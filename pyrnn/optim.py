@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
-from . import _core
+from . import _core, _validate
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -62,23 +62,12 @@ class Optimizer:
     hyperparameters: Tuple[str, ...] = ()
     state_names: Tuple[str, ...] = ()
     _num_threads: Optional[int] = None
+    num_threads = _validate.ThreadsSetting()  # the fused updates' threads (None: all)
 
     def __init__(self, params, num_threads: Optional[int] = None) -> None:
         self.params = _as_param_dict(params)
         self.state: Dict[str, Dict[str, Any]] = {name: {} for name in self.params}
         self.num_threads = num_threads
-
-    @property
-    def num_threads(self) -> Optional[int]:
-        """Kernel threads of the fused updates (None: all); not part of the state dict."""
-        return self._num_threads
-
-    @num_threads.setter
-    def num_threads(self, value: Optional[int]) -> None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                                  or value < 1):
-            raise ValueError(f"num_threads must be None or an integer >= 1, got {value!r}")
-        self._num_threads = None if value is None else int(value)
 
     def _configure(self, **hyperparameters) -> None:
         raise NotImplementedError

@@ -148,7 +148,7 @@ def test_linear_num_threads_validated():
     with pytest.raises(ValueError, match="num_threads"):
         nn.Linear(2, 2, num_threads=0)
     lin = nn.Linear(2, 2)
-    with pytest.raises(ValueError, match="num_threads"):
+    with pytest.raises(TypeError, match="num_threads"):
         lin.num_threads = True
     lin.num_threads = 2
     assert lin.num_threads == 2

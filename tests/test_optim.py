@@ -250,7 +250,7 @@ def test_adam_num_threads_same_result_and_validated():
     with pytest.raises(ValueError, match="num_threads"):
         Adam({"w": base.copy()}, num_threads=-1)
     assert SGD({"w": base.copy()}, lr=0.1, num_threads=2).num_threads == 2
-    with pytest.raises(ValueError, match="num_threads"):
+    with pytest.raises(TypeError, match="num_threads"):
         SGD({"w": base.copy()}, lr=0.1).num_threads = 1.5
 
 
