@@ -131,8 +131,7 @@ class Linear(Module):
                                       and g.flags.writeable for g in grads.values()):
             dx = _core.linear_backward(np.ascontiguousarray(dy2d),
                                        np.ascontiguousarray(_rows(self._x)), self.weight,
-                                       grads["weight"], grads.get("bias"), True,
-                                       self._threads())
+                                       grads["weight"], grads.get("bias"), self._threads())
             return dx.reshape(self._x.shape)
         self.grads["weight"] += dy2d.T @ _rows(self._x)
         if self.bias is not None:

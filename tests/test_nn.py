@@ -167,7 +167,7 @@ def test_linear_raw_binding_rejects_bad_arrays():
     dw.flags.writeable = False
     with pytest.raises(ValueError, match="argument 'dw': must be writeable"):
         _core.linear_backward(np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32), w,
-                              dw, None, True, 1)
+                              dw, None, 1)
     with pytest.raises(TypeError, match="float32 or float64"):
         _core.linear_forward(np.zeros((2, 4), np.int32), w.astype(np.int32), None, 1)
 

@@ -47,6 +47,16 @@ const T* checked(const py::object& obj, const char* name, const std::vector<inde
   return static_cast<const T*>(arr.data());
 }
 
+// checked() for an array the kernel writes into: also refuses a read-only one.
+template <typename T>
+T* checked_writeable(const py::object& obj, const char* name, const std::vector<index_t>& shape,
+                     bool optional = false) {
+  T* p = const_cast<T*>(checked<T>(obj, name, shape, optional));
+  if (p && !py::reinterpret_borrow<py::array>(obj).writeable())
+    throw py::value_error(std::string("argument '") + name + "': must be writeable");
+  return p;
+}
+
 // The int64 lengths [B] (0 <= length <= T), or nullptr when None.
 inline const index_t* checked_lengths(const py::object& lengths, index_t B, index_t T) {
   const index_t* p = checked<index_t>(lengths, "lengths", {B}, true);

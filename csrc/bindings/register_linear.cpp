@@ -22,14 +22,6 @@ index_t rows_of(const py::object& obj, const char* name) {
 }
 
 template <typename T>
-T* writeable(const py::object& obj, const char* name, const std::vector<index_t>& shape) {
-  T* p = const_cast<T*>(checked<T>(obj, name, shape, true));
-  if (p && !py::reinterpret_borrow<py::array>(obj).writeable())
-    throw py::value_error(std::string("argument '") + name + "': must be writeable");
-  return p;
-}
-
-template <typename T>
 py::array_t<T> forward(const py::object& x, const py::object& w, const py::object& b,
                        int threads) {
   const index_t M = rows_of(x, "x"), N = rows_of(w, "weight");
@@ -39,31 +31,28 @@ py::array_t<T> forward(const py::object& x, const py::object& w, const py::objec
   const T* bp = checked<T>(b, "bias", {N}, true);
   py::array_t<T> y = pooled_empty<T>({M, N});
   T* yp = y.mutable_data();
-  py::gil_scoped_release release;
-  if constexpr (std::is_same<T, float>::value)
-    kernels().linear_forward_f32(M, N, K, xp, wp, bp, yp, threads);
-  else
-    kernels().linear_forward_f64(M, N, K, xp, wp, bp, yp, threads);
+  {
+    py::gil_scoped_release release;  // (the result is returned with the GIL held)
+    if constexpr (std::is_same<T, float>::value)
+      kernels().linear_forward_f32(M, N, K, xp, wp, bp, yp, threads);
+    else
+      kernels().linear_forward_f64(M, N, K, xp, wp, bp, yp, threads);
+  }
   return y;
 }
 
 template <typename T>
-py::object backward(const py::object& dy, const py::object& x, const py::object& w,
-                     const py::object& dw, const py::object& db, bool need_dx, int threads) {
+py::array_t<T> backward(const py::object& dy, const py::object& x, const py::object& w,
+                        const py::object& dw, const py::object& db, int threads) {
   const index_t M = rows_of(dy, "dy"), N = rows_of(w, "weight");
   const index_t K = index_t(py::reinterpret_borrow<py::array>(w).shape(1));
   const T* dyp = checked<T>(dy, "dy", {M, N});
   const T* xp = checked<T>(x, "x", {M, K});
   const T* wp = checked<T>(w, "weight", {N, K});
-  if (dw.is_none()) throw py::type_error("argument 'dw': expected an array, got None");
-  T* dwp = writeable<T>(dw, "dw", {N, K});
-  T* dbp = writeable<T>(db, "db", {N});
-  py::array_t<T> dx;
-  T* dxp = nullptr;
-  if (need_dx) {
-    dx = pooled_empty<T>({M, K});
-    dxp = dx.mutable_data();
-  }
+  T* dwp = checked_writeable<T>(dw, "dw", {N, K});
+  T* dbp = checked_writeable<T>(db, "db", {N}, true);
+  py::array_t<T> dx = pooled_empty<T>({M, K});
+  T* dxp = dx.mutable_data();
   {
     py::gil_scoped_release release;
     if constexpr (std::is_same<T, float>::value)
@@ -71,8 +60,7 @@ py::object backward(const py::object& dy, const py::object& x, const py::object&
     else
       kernels().linear_backward_f64(M, N, K, dyp, xp, wp, dxp, dwp, dbp, threads);
   }
-  if (!need_dx) return py::none();
-  return std::move(dx);
+  return dx;
 }
 
 bool is_dtype(const py::object& obj, const py::dtype& dt) {
@@ -102,18 +90,18 @@ void register_linear(py::module_& m) {
   m.def(
       "linear_backward",
       [](const py::object& dy, const py::object& x, const py::object& weight,
-         const py::object& dw, const py::object& db, bool need_dx, int num_threads) {
+         const py::object& dw, const py::object& db, int num_threads) -> py::object {
         check_threads(num_threads);
         if (is_dtype(weight, py::dtype::of<float>()))
-          return backward<float>(dy, x, weight, dw, db, need_dx, num_threads);
+          return backward<float>(dy, x, weight, dw, db, num_threads);
         if (is_dtype(weight, py::dtype::of<double>()))
-          return backward<double>(dy, x, weight, dw, db, need_dx, num_threads);
+          return backward<double>(dy, x, weight, dw, db, num_threads);
         throw py::type_error("argument 'weight': expected a float32 or float64 array");
       },
       py::arg("dy"), py::arg("x"), py::arg("weight"), py::arg("dw"), py::arg("db"),
-      py::arg("need_dx"), py::arg("num_threads"),
+      py::arg("num_threads"),
       "dw[N, K] += dy[M, N]^T x[M, K]; db[N] += dy summed over rows (db may be None); returns "
-      "dx[M, K] = dy weight (None when need_dx is false).");
+      "dx[M, K] = dy weight.");
 }
 
 }  // namespace bind

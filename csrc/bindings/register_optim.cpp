@@ -18,11 +18,10 @@ template <typename T>
 void adam_step(const py::array& param, const py::object& grad, const py::object& exp_avg,
                const py::object& exp_avg_sq, const AdamStep& s, int num_threads) {
   const std::vector<index_t> shape(param.shape(), param.shape() + param.ndim());
-  if (!param.writeable()) throw py::value_error("argument 'param': must be writeable");
-  T* p = const_cast<T*>(checked<T>(param, "param", shape));
+  T* p = checked_writeable<T>(param, "param", shape);
   const T* g = checked<T>(grad, "grad", shape);
-  T* m = const_cast<T*>(checked<T>(exp_avg, "exp_avg", shape));
-  T* v = const_cast<T*>(checked<T>(exp_avg_sq, "exp_avg_sq", shape));
+  T* m = checked_writeable<T>(exp_avg, "exp_avg", shape);
+  T* v = checked_writeable<T>(exp_avg_sq, "exp_avg_sq", shape);
   const index_t n = index_t(param.size());
   py::gil_scoped_release release;
   if constexpr (std::is_same<T, float>::value)

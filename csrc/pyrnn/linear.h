@@ -12,17 +12,15 @@
 #include "common.h"
 #include "gemm.h"
 #include "parallel.h"
+#include "thread_plan.h"
 
 namespace pyrnn {
 
-namespace detail {
-constexpr double kMinLinearFlopsPerThread = 1.0e6;  // per call: repays the parallel region
-}  // namespace detail
-
-// Threads worth a call of 2*M*N*K multiply-adds, at most `requested`.
+// Threads worth a call of 2*M*N*K multiply-adds, at most `requested` (each repays the parallel
+// region as a batch-split call's thread does).
 inline int linear_threads(int requested, index_t M, index_t N, index_t K) {
   const double flops = 2.0 * double(M) * double(N) * double(K);
-  const index_t by_work = index_t(flops / detail::kMinLinearFlopsPerThread);
+  const index_t by_work = index_t(flops / detail::kMinBatchFlopsPerThread);
   return int(std::max<index_t>(1, std::min<index_t>(index_t(requested), by_work)));
 }
 
@@ -43,20 +41,18 @@ void linear_forward(index_t M, index_t N, index_t K, const T* x /*[M, K]*/, cons
   });
 }
 
-// dx[M, K] = dy[M, N] w[N, K] (when dx is given); dw[N, K] += dy^T x; db[N] += column sums of
+// dx[M, K] = dy[M, N] w[N, K]; dw[N, K] += dy^T x; db[N] += column sums of
 // dy (when db is given). dx splits on rows, dw and db on output features: no thread reads
 // another's results, so the call has no barrier.
 template <typename T>
 void linear_backward(index_t M, index_t N, index_t K, const T* dy /*[M, N]*/,
-                     const T* x /*[M, K]*/, const T* w /*[N, K]*/, T* dx /*[M, K] or nullptr*/,
+                     const T* x /*[M, K]*/, const T* w /*[N, K]*/, T* dx /*[M, K]*/,
                      T* dw /*[N, K]*/, T* db /*[N] or nullptr*/, int threads) {
   const int nt = linear_threads(threads, M, N, K);
   const index_t mr = index_t(Eigen::internal::gebp_traits<T, T>::mr);
   parallel_region(nt, [&](int tid, int nthreads, StepBarrier&) {
-    if (dx) {
-      const Range r = split_range(M, nthreads, tid, mr);
-      gemm_nn(r.size(), K, N, dy + r.begin * N, N, w, K, dx + r.begin * K, K, false);
-    }
+    const Range r = split_range(M, nthreads, tid, mr);
+    gemm_nn(r.size(), K, N, dy + r.begin * N, N, w, K, dx + r.begin * K, K, false);
     const Range f = split_range(N, nthreads, tid, 1);
     gemm_tn(f.size(), K, M, dy + f.begin, N, x, K, dw + f.begin * K, K, true);
     if (db && f.size() > 0) {  // summed in double: thousands of float rows lose digits
