@@ -91,6 +91,19 @@ def test_wide_hidden_against_torch(cell, nl, dtype, shape, reverse, lengths):
             dtype, tag=_tag(cell, nl), tol=tol)
 
 
+# --------------------------------------------------------------------------- many rows
+
+@CELL_PARAMS
+@pytest.mark.parametrize("reverse,lengths,num_threads", [(False, False, 1), (True, True, 2)],
+                         ids=["fwd_1thr", "rev_lengths_2thr"])
+def test_weight_gradients_over_several_row_chunks(cell, nl, reverse, lengths, num_threads):
+    # T*B = 1120 rows: more than one chunk of the weight gradients' transposed gate gradients
+    # (at most 1024 rows each, fewer where they fit L2), whose products add into dW in turn.
+    case = make_case(cell, 70, 16, 5, 9, dtype=np.float64, seed=1120, lengths=lengths)
+    compare(run_functional(F, case, nl, reverse, num_threads=num_threads),
+            torch_run(case, nl, reverse), np.float64, tag=_tag(cell, nl))
+
+
 # --------------------------------------------------------------------------- vs pyrnn.reference
 
 @CELL_PARAMS

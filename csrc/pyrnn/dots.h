@@ -159,34 +159,43 @@ inline void panel_rows(index_t rows, index_t kc, const float* a, const float* X,
   }
 }
 
+// dst[0..7][0..7] = the transpose of src[0..7][0..7] (rows lds and ldd apart), in AVX registers.
+inline void transpose8x8(const float* src, index_t lds, float* dst, index_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+
 // dst[n * ldd + k] = src[n + k * lds] for n < N, k < K: 8 x 8 blocks transposed in AVX
-// registers (8 source rows read as sequential streams), the edges one element at a time.
+// registers (source rows read as sequential streams), two blocks along k at a time so that
+// each destination row gets a whole 64-byte line at once (a line written in two halves far
+// apart is fetched twice once the destination outgrows L2); the edges one element at a time.
 inline void transpose(index_t N, index_t K, const float* src, index_t lds, float* dst,
                       index_t ldd) {
   index_t k = 0;
   for (; k + 8 <= K; k += 8) {
+    const bool pair = k + 16 <= K;
     index_t n = 0;
     for (; n + 8 <= N; n += 8) {
-      __m256 r[8], t[8];
-      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + n + (k + i) * lds);
-      for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-      }
-      for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-      }
-      for (int i = 0; i < 4; ++i) {
-        _mm256_storeu_ps(dst + (n + i) * ldd + k, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (n + i + 4) * ldd + k,
-                         _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-      }
+      transpose8x8(src + n + k * lds, lds, dst + n * ldd + k, ldd);
+      if (pair) transpose8x8(src + n + (k + 8) * lds, lds, dst + n * ldd + k + 8, ldd);
     }
     for (; n < N; ++n)
-      for (index_t i = 0; i < 8; ++i) dst[n * ldd + k + i] = src[n + (k + i) * lds];
+      for (index_t i = 0; i < (pair ? 16 : 8); ++i) dst[n * ldd + k + i] = src[n + (k + i) * lds];
+    if (pair) k += 8;
   }
   for (; k < K; ++k)
     for (index_t n = 0; n < N; ++n) dst[n * ldd + k] = src[n + k * lds];

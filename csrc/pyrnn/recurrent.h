@@ -129,13 +129,27 @@ inline bool use_axpy(index_t steps, index_t B, index_t GH, index_t K, bool whole
 // row-major copy and run as dot tiles, not packed, while the weights are smaller than one
 // core's L2 (both copy the weights once per call); beyond it the packed panels win.
 constexpr index_t kBackwardDotRows = 2;
-// Rows (steps x batch) per chunk of the weight gradients' transposed gate gradients: the T*B
-// rows in equal chunks of at most this many (each chunk adds into the whole of dW, so fewer,
-// larger chunks read and write it fewer times).
+// Rows (steps x batch) per chunk of the weight gradients' transposed gate gradients [G*H, chunk]:
+// the T*B rows in equal chunks of at most kWeightGradRows. Each chunk adds into the whole of dW
+// (G*H x (R+I)), so fewer, larger chunks read and write it fewer times; a chunk within half of
+// L2 is transposed and read back without a trip to L3. Chunks fit L2 when the extra passes over
+// dW that this costs stay within twice the traffic of the transposes (chunk >= (R+I)/2).
 constexpr index_t kWeightGradRows = 1024;
-inline index_t weight_grad_chunk(index_t rows) {
-  const index_t chunks = std::max<index_t>(1, (rows + kWeightGradRows - 1) / kWeightGradRows);
-  return std::max<index_t>(1, std::min(kWeightGradRows, round_up((rows + chunks - 1) / chunks, 8)));
+inline index_t weight_grad_chunk(index_t rows, index_t gate_rows, index_t dw_cols,
+                                 index_t elem_bytes) {
+  const index_t fits = index_t(cache_sizes().l2 / 2 / double(std::max<index_t>(1, gate_rows) *
+                                                             elem_bytes));
+  const index_t cap =
+      fits >= dw_cols / 2 ? std::clamp<index_t>(fits / 8 * 8, 8, kWeightGradRows) : kWeightGradRows;
+  const index_t chunks = std::max<index_t>(1, (rows + cap - 1) / cap);
+  return std::max<index_t>(1, std::min(cap, round_up((rows + chunks - 1) / chunks, 8)));
+}
+// Row stride of the transposed gate gradients [G*H, chunk]: an odd number of 64-byte lines, so
+// that the rows a transpose writes together fall in different cache sets (a stride of 4 KiB puts
+// them all in one set of L1, and the transpose ran at a third of the speed).
+inline index_t weight_grad_ld(index_t chunk) {
+  const index_t ld = round_up(chunk, 16);
+  return (ld / 16) % 2 ? ld : ld + 16;
 }
 inline double backward_dot_max_bytes() { return cache_sizes().l2; }
 
@@ -517,8 +531,9 @@ void recurrent_backward(const BackwardArgs<T>& a) {
   T *whr_gebp = nullptr, *dm = nullptr, *dhs = nullptr;  // projection
   ws.request(dgh, TB * GH);                          // [T, B, G*H] step order
   if (Cell::separate_dgx) ws.request(dgx, TB * GH);  // [T, B, G*H] step order
-  const index_t wg_chunk = weight_grad_chunk(TB);
-  ws.request(dgT, GH * wg_chunk);                    // [G*H, chunk] per thread's gate rows
+  const index_t wg_chunk = weight_grad_chunk(TB, GH, R + I, index_t(sizeof(T)));
+  const index_t wg_ld = weight_grad_ld(wg_chunk);
+  ws.request(dgT, GH * wg_ld);                       // [G*H, chunk] (rows wg_ld apart)
   ws.request(dh, B * R);                             // [B, R] carried dL/dh
   if (Cell::has_c) ws.request(dc, B * H);            // [B, H] carried dL/dc
   ws.request(tmp, batch ? nt * H : H);               // [H] pointwise scratch, own units
@@ -555,15 +570,16 @@ void recurrent_backward(const BackwardArgs<T>& a) {
     for (index_t r0 = 0; r0 == 0 || r0 < TB; r0 += wg_chunk) {  // T*B = 0: zeros
       const index_t rc = std::min(wg_chunk, TB - r0);
       const bool acc = r0 > 0;
-      transpose_into(gr.size(), rc, dgh + r0 * GH + gr.begin, GH, dgT_own, rc);
-      gemm_nn(mid - gr.begin, R, rc, dgT_own, rc, a.h_prev + r0 * R, R, a.dw_hh + gr.begin * R,
-              R, acc);
+      transpose_into(gr.size(), rc, dgh + r0 * GH + gr.begin, GH, dgT_own, wg_ld);
+      gemm_nn(mid - gr.begin, R, rc, dgT_own, wg_ld, a.h_prev + r0 * R, R,
+              a.dw_hh + gr.begin * R, R, acc);
       if (mid < gr.end)
-        gemm_nn(gr.end - mid, H, rc, dgT_own + (mid - gr.begin) * rc, rc, a.aux + r0 * H, H,
-                a.dw_hh + mid * H, H, acc);
+        gemm_nn(gr.end - mid, H, rc, dgT_own + (mid - gr.begin) * wg_ld, wg_ld, a.aux + r0 * H,
+                H, a.dw_hh + mid * H, H, acc);
       if (Cell::separate_dgx)
-        transpose_into(gr.size(), rc, dgx + r0 * GH + gr.begin, GH, dgT_own, rc);
-      gemm_nn(gr.size(), I, rc, dgT_own, rc, xsrc + r0 * I, I, a.dw_ih + gr.begin * I, I, acc);
+        transpose_into(gr.size(), rc, dgx + r0 * GH + gr.begin, GH, dgT_own, wg_ld);
+      gemm_nn(gr.size(), I, rc, dgT_own, wg_ld, xsrc + r0 * I, I, a.dw_ih + gr.begin * I, I,
+              acc);
     }
   };
 
@@ -704,7 +720,7 @@ void recurrent_backward(const BackwardArgs<T>& a) {
 
     // Weight and bias gradients: each thread owns a block of gate rows.
     const Range gr = split_range(GH, nthreads, tid, kUnitAlign);
-    weight_gradients(gr, dgT + gr.begin * wg_chunk, two ? GHa : GH);
+    weight_gradients(gr, dgT + gr.begin * wg_ld, two ? GHa : GH);
     if (proj)  // dW_hr: each thread its own state units (rows of w_hr)
       gemm_tn(np, H, TB, dhs + p0, R, a.proj_in, H, a.dw_hr + p0 * H, H, false);
     if (a.db_ih) {  // column sums over all rows; one sum when dgx is dgh (then db_hh == db_ih)
