@@ -6,7 +6,8 @@
 
 pyrnn side: ``pyrnn.charlm.training.train_step``, the function the training loop calls
 (forward from the carried state, softmax cross-entropy, backward, gradient-norm clipping, Adam),
-under one NumPy BLAS thread as in training. torch side: nn.Embedding -> nn.LSTM/GRU/RNN
+with one NumPy BLAS thread held for the whole run as ``train()`` holds it for its loop.
+torch side: nn.Embedding -> nn.LSTM/GRU/RNN
 (num_layers) -> nn.Linear, F.cross_entropy, clip_grad_norm_, torch.optim.Adam with the same
 hyper-parameters, the carried state detached (truncated BPTT). Both start from the same weights
 (copied from pyrnn's CharLM) and train on the same random batch; before timing, the losses of
@@ -79,8 +80,7 @@ def pyrnn_stepper(model, x, y, lr=DEFAULTS.lr, clip=DEFAULTS.clip):
     carried = [None]
 
     def step():
-        with single_blas_thread():  # as train() runs its steps
-            loss, carried[0] = train_step(model, opt, x, y, carried[0], clip)
+        loss, carried[0] = train_step(model, opt, x, y, carried[0], clip)
         return loss
     return step
 
@@ -144,8 +144,20 @@ def run(threads=(1, 2), cell=DEFAULTS.cell, hidden=DEFAULTS.hidden, layers=DEFAU
     x, y = make_batch(vocab, batch, seq)
     steppers = {"pyrnn": pyrnn_stepper(model, x, y), "torch": torch_stepper(twin, x, y)}
     machine = machine_info()  # the load average before the run; its end is added below
+    # One BLAS thread for the whole run, as train() holds it around its loop (entering it finds
+    # the loaded OpenBLAS through /proc/self/maps, about 2 ms, which train() pays once).
+    with single_blas_thread():
+        rows, first = _time_rounds(steppers, model, threads, repeats, steps, warmup, batch, seq)
+    machine["load_average_end"] = _load()
+    return {"config": config, "machine": machine,
+            "first_step_loss": {"pyrnn": first[0], "torch": first[1]}, "results": rows}
+
+
+def _time_rounds(steppers, model, threads, repeats, steps, warmup, batch, seq):
+    """Per thread count: warm-up, then alternating timed rounds. Returns the rows and the
+    first-step losses (that first step of both checks that they compute the same loss)."""
     saved_torch_threads = torch.get_num_threads()
-    rows = []
+    rows, first = [], None
     try:
         for n in threads:
             model.num_threads = n
@@ -175,9 +187,7 @@ def run(threads=(1, 2), cell=DEFAULTS.cell, hidden=DEFAULTS.hidden, layers=DEFAU
             rows.append(row)
     finally:
         torch.set_num_threads(saved_torch_threads)
-    machine["load_average_end"] = _load()
-    return {"config": config, "machine": machine,
-            "first_step_loss": {"pyrnn": first[0], "torch": first[1]}, "results": rows}
+    return rows, first
 
 
 def format_report(result):
