@@ -226,13 +226,15 @@ def _counted_positions(targets: np.ndarray, ignore_index, mask) -> np.ndarray:
 
 
 def softmax_cross_entropy(logits, targets, *, ignore_index: Optional[int] = None,
-                          mask=None, reduction: str = "mean") -> Tuple[float, np.ndarray]:
+                          mask=None, reduction: str = "mean",
+                          num_threads: Optional[int] = None) -> Tuple[float, np.ndarray]:
     """Cross-entropy of ``logits[..., C]`` against integer ``targets[...]``.
 
     Returns ``(loss, dlogits)`` with ``dlogits`` the gradient of ``loss``. Positions where
     ``targets == ignore_index`` or ``mask`` is false are excluded and get zero gradient.
     ``reduction="mean"`` averages over counted positions (0.0 when there are none),
-    ``"sum"`` adds them up.
+    ``"sum"`` adds them up. float32 and float64 logits run as one fused pass per row on the
+    kernels' threads (up to ``num_threads``; None: all of them), other dtypes through NumPy.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
@@ -250,9 +252,16 @@ def softmax_cross_entropy(logits, targets, *, ignore_index: Optional[int] = None
         raise IndexError(
             f"targets must lie in [0, {num_classes}) at counted positions, got {targets[bad][0]}"
         )
-    # On [N, C] rows: the softmax once (its exponentials serve the loss's normaliser and
-    # the gradient), the target column picked by index, as few passes over the rows as can be.
     x = _rows(logits)
+    flat_counted = counted.ravel()
+    divisor = max(int(flat_counted.sum()), 1) if reduction == "mean" else 1
+    if x.dtype in _KERNEL_DTYPES and x.size:
+        nt = _validate.thread_count(num_threads, _core.max_threads())
+        target = np.where(flat_counted, targets.ravel(), -1).astype(np.int64)
+        total, dlogits = _core.softmax_xent(np.ascontiguousarray(x), target, 1.0 / divisor, nt)
+        return float(total / divisor), dlogits.reshape(logits.shape)
+    # NumPy, on [N, C] rows: the softmax once (its exponentials serve the loss's normaliser and
+    # the gradient), the target column picked by index, as few passes over the rows as can be.
     safe = np.where(counted, targets, 0).ravel()
     rows = np.arange(x.shape[0])
     shift = np.max(x, axis=1, keepdims=True, initial=-np.inf)
@@ -260,8 +269,6 @@ def softmax_cross_entropy(logits, targets, *, ignore_index: Optional[int] = None
     dlogits = np.exp(x - shift)
     total = np.sum(dlogits, axis=1, keepdims=True)
     nll = np.log(total[:, 0]) - (x[rows, safe] - shift[:, 0])  # -log p(target) per row
-    flat_counted = counted.ravel()
-    divisor = max(int(flat_counted.sum()), 1) if reduction == "mean" else 1
     loss = float(np.sum(nll, where=flat_counted, dtype=np.float64) / divisor)
     dlogits /= total
     dlogits[rows, safe] -= 1

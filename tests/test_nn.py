@@ -369,6 +369,59 @@ def test_cross_entropy_nan_at_ignored_position_gets_zero_grad():
     assert not grad[1].any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_on_threads_matches_torch_and_one_thread(dtype):
+    # The char-LM's shape (2048 rows of 100 classes): enough work for the fused kernel to use
+    # two threads, each row computed alike on any thread count.
+    logits = (2 * RNG.standard_normal((32, 64, 100))).astype(dtype)
+    targets = RNG.integers(0, 100, size=(32, 64))
+    targets[3, :10] = -100
+    one = nn.softmax_cross_entropy(logits, targets, ignore_index=-100, num_threads=1)
+    two = nn.softmax_cross_entropy(logits, targets, ignore_index=-100, num_threads=2)
+    assert one[0] == two[0] and np.array_equal(one[1], two[1])
+    ref_loss, ref_grad = _torch_ce(logits.astype(np.float64), targets)
+    np.testing.assert_allclose(one[0], ref_loss, **_tol(dtype))
+    np.testing.assert_allclose(one[1], ref_grad, **_tol(dtype))
+    assert one[1].dtype == dtype and not one[1][3, :10].any()
+
+
+def test_cross_entropy_nan_logits_at_counted_position_give_nan():
+    logits = RNG.standard_normal((3, 4)).astype(np.float32)
+    logits[1, 2] = np.nan
+    loss, grad = nn.softmax_cross_entropy(logits, np.array([0, 1, 2]))
+    ref_loss, ref_grad = _torch_ce(logits, np.array([0, 1, 2]))
+    assert np.isnan(loss) and np.isnan(ref_loss)
+    assert np.isnan(grad[1]).all() and np.isnan(ref_grad[1]).all()
+    np.testing.assert_allclose(grad[[0, 2]], ref_grad[[0, 2]], **_tol(np.float32))
+
+
+def test_cross_entropy_float16_takes_numpy_path():
+    logits = RNG.standard_normal((5, 6))
+    targets = RNG.integers(0, 6, size=5)
+    loss, grad = nn.softmax_cross_entropy(logits.astype(np.float16), targets)
+    ref_loss, ref_grad = _torch_ce(logits.astype(np.float16).astype(np.float64), targets)
+    assert grad.dtype == np.float16
+    np.testing.assert_allclose(loss, ref_loss, rtol=2e-3)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-2, atol=1e-3)
+
+
+def test_cross_entropy_kernel_binding_errors():
+    from pyrnn import _core
+    x = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="expected < 4"):
+        _core.softmax_xent(x, np.array([0, 4, 1]), 1.0, 1)
+    with pytest.raises(TypeError, match="int64"):
+        _core.softmax_xent(x, np.array([0, 1, 1], np.int32), 1.0, 1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.softmax_xent(x.astype(np.float16), np.array([0, 1, 1]), 1.0, 1)
+    with pytest.raises(ValueError, match="2-D"):
+        _core.softmax_xent(np.zeros(4, np.float32), np.array([0]), 1.0, 1)
+    with pytest.raises(ValueError, match="num_threads"):
+        _core.softmax_xent(x, np.array([0, 1, 1]), 1.0, 0)
+    with pytest.raises(ValueError, match="num_threads"):
+        nn.softmax_cross_entropy(x, np.array([0, 1, 1]), num_threads=0)
+
+
 def test_cross_entropy_errors():
     logits = np.zeros((3, 4))
     with pytest.raises(ValueError, match=r"targets: expected shape \[3\]"):

@@ -20,6 +20,7 @@ namespace bind {
 void register_kernels(py::module_& m);
 void register_optim(py::module_& m);
 void register_linear(py::module_& m);
+void register_loss(py::module_& m);
 void register_cells(py::module_& m);
 void register_capi(py::module_& m);
 #ifdef PYRNN_HAVE_CUDA
@@ -37,6 +38,7 @@ PYBIND11_MODULE(_core, m) {
   pyrnn::bind::register_kernels(m);
   pyrnn::bind::register_optim(m);
   pyrnn::bind::register_linear(m);
+  pyrnn::bind::register_loss(m);
   pyrnn::bind::register_cells(m);
   pyrnn::bind::register_capi(m);
 #ifdef PYRNN_HAVE_CUDA

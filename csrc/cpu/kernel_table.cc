@@ -77,7 +77,8 @@ const KernelTable& kernel_table() {
                                  &packed_product_f32, &adam<float>, &adam<double>,
                                  &cell_step<float>,   &cell_step<double>,
                                  &linear_forward<float>, &linear_forward<double>,
-                                 &linear_backward<float>, &linear_backward<double>};
+                                 &linear_backward<float>, &linear_backward<double>,
+                                 &softmax_xent<float>, &softmax_xent<double>};
   return table;
 }
 

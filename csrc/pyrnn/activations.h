@@ -79,6 +79,11 @@ inline void sigmoid_with_tanh_inplace(T* v /*[n]*/, index_t n, index_t t0, index
 inline bool partial_vectors(index_t n) { return n % detail::kActivationTail != 0; }
 
 template <typename T>
+inline void exp_inplace(T* v /*[n]*/, index_t n) {
+  detail::apply_blocked(v, n, [](auto& a) { a = a.exp(); });
+}
+
+template <typename T>
 inline void relu_inplace(T* v /*[n]*/, index_t n) {
   for (index_t k = 0; k < n; ++k) v[k] = v[k] < T(0) ? T(0) : v[k];  // NaN stays NaN
 }

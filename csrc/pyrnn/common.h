@@ -175,6 +175,12 @@ struct KernelTable {
   void (*linear_backward_f64)(index_t M, index_t N, index_t K, const double* dy,
                               const double* x, const double* w, double* dx, double* dw,
                               double* db, int threads);
+  // Softmax cross-entropy of M rows of C logits against target classes (< 0: not counted):
+  // per-row losses in nll, scale * their gradient in grad (softmax_xent.h).
+  void (*softmax_xent_f32)(index_t M, index_t C, const float* x, const std::int64_t* target,
+                           float scale, float* grad, double* nll, int threads);
+  void (*softmax_xent_f64)(index_t M, index_t C, const double* x, const std::int64_t* target,
+                           double scale, double* grad, double* nll, int threads);
 };
 
 }  // namespace pyrnn

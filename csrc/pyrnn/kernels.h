@@ -37,6 +37,11 @@ template <typename T>
 void linear_backward(index_t M, index_t N, index_t K, const T* dy, const T* x, const T* w, T* dx,
                      T* dw, T* db, int threads);
 
+// Softmax cross-entropy of logit rows and its gradient (loss.cc).
+template <typename T>
+void softmax_xent(index_t M, index_t C, const T* x, const std::int64_t* target, T scale, T* grad,
+                  double* nll, int threads);
+
 // C = X W^T through the steps' packed product, `reps` times (packed_product.cc).
 void packed_product_f32(index_t M, index_t N, index_t K, const float* X, const float* W,
                         float* C, int reps);

@@ -238,7 +238,7 @@ def train_step(model: CharLM, opt: Adam, x: np.ndarray, y: np.ndarray, state=Non
     batch's mean), then clipped by the global norm. The loss returned is the whole batch's."""
     model.zero_grad()
     logits, state = model.forward(x, state)
-    loss, dlogits = nn.softmax_cross_entropy(logits, y)
+    loss, dlogits = nn.softmax_cross_entropy(logits, y, num_threads=model.num_threads)
     model.backward(dlogits)
     if comm is not None:
         from ..distributed import allreduce_grads
