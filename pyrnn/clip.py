@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import List, Mapping
+from typing import List, Mapping, Optional
 
 import numpy as np
 
+from . import _core, _validate
+
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
-_NORM_CHUNK = 32768  # float32 elements per dot product in the 2-norm
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _grad_arrays(grads) -> List[np.ndarray]:
@@ -27,18 +29,15 @@ def _grad_arrays(grads) -> List[np.ndarray]:
     return arrays
 
 
-def _vector_norm(x: np.ndarray, norm_type: float) -> float:
+def _vector_norm(x: np.ndarray, norm_type: float, num_threads: int) -> float:
     """``torch.linalg.vector_norm(x, norm_type)`` of the flattened array, in float64."""
-    if norm_type == 2:  # squares need no abs: one pass fewer over the largest case
-        a = np.ascontiguousarray(x).ravel()
-        if a.dtype != np.float32 or a.size <= _NORM_CHUNK:
-            a = a.astype(np.float64, copy=False)
-            return float(np.sqrt(np.dot(a, a)))
-        # float32: BLAS dot products of chunks, summed in float64 (relative error ~1e-7, where
-        # one float32 dot of millions of squares drifts to 1e-4) without a float64 copy.
-        total = sum(float(np.dot(a[i:i + _NORM_CHUNK], a[i:i + _NORM_CHUNK]))
-                    for i in range(0, a.size, _NORM_CHUNK))
-        return math.sqrt(total)
+    if norm_type == 2:
+        # Squares summed in double by the kernels' threads; NumPy's dot would wake OpenBLAS's
+        # threads, which spin after the call and take the cores from the recurrent kernels.
+        a = np.ascontiguousarray(x)
+        if a.dtype not in _KERNEL_DTYPES:
+            a = a.astype(np.float64)
+        return math.sqrt(_core.sum_squares(a, num_threads))
     a = np.abs(np.asarray(x, dtype=np.float64).ravel())
     if norm_type == math.inf:
         return float(a.max(initial=0.0))
@@ -52,19 +51,23 @@ def _vector_norm(x: np.ndarray, norm_type: float) -> float:
 
 
 def clip_grad_norm(grads, max_norm: float, norm_type: float = 2.0,
-                   error_if_nonfinite: bool = False) -> float:
+                   error_if_nonfinite: bool = False, *,
+                   num_threads: Optional[int] = None) -> float:
     """Scale ``grads`` in place so their joint ``norm_type``-norm is at most ``max_norm``.
 
     Like ``torch.nn.utils.clip_grad_norm_``: the total norm is the norm of the per-array
     norms, every array is multiplied by ``min(max_norm / (total + 1e-6), 1)``, and the
     total norm before clipping is returned. With ``error_if_nonfinite`` a NaN or infinite
-    total norm raises ``RuntimeError`` and leaves the gradients untouched.
+    total norm raises ``RuntimeError`` and leaves the gradients untouched. The 2-norm's sums
+    of squares run in double on the kernels' threads (up to ``num_threads``; None: all).
     """
     arrays = _grad_arrays(grads)
     max_norm, norm_type = float(max_norm), float(norm_type)
+    nt = _validate.thread_count(num_threads, _core.max_threads())
     if not arrays:
         return 0.0
-    total = _vector_norm(np.array([_vector_norm(g, norm_type) for g in arrays]), norm_type)
+    norms = np.array([_vector_norm(g, norm_type, nt) for g in arrays])
+    total = _vector_norm(norms, norm_type, 1)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(
             f"the total norm of order {norm_type} of the gradients is non-finite ({total}), "

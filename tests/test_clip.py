@@ -68,9 +68,9 @@ def test_clip_grad_norm_clips_to_max_norm_and_leaves_small_grads_alone():
 
 
 def test_clip_grad_norm_float32_large_arrays_accurate():
-    """Float32 gradients of millions of elements (the chunked BLAS path): the total norm within
-    1e-6 of the exact float64 norm (torch's own float32 norm is 1e-4 off on these), and every
-    element scaled by max_norm / (total + 1e-6)."""
+    """Float32 gradients of millions of elements (squares summed in double on the kernels'
+    threads): the total norm within 1e-6 of the exact float64 norm (torch's own float32 norm is
+    1e-4 off on these), and every element scaled by max_norm / (total + 1e-6)."""
     rng = np.random.default_rng(5)
     n = 3_000_000
     grads = {"big": (rng.standard_normal(n) * rng.uniform(0, 3, n)).astype(np.float32),
@@ -83,6 +83,33 @@ def test_clip_grad_norm_float32_large_arrays_accurate():
     for k, g in grads.items():
         assert g.dtype == np.float32
         np.testing.assert_allclose(g, before[k] / (exact + 1e-6), rtol=2e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_clip_grad_norm_same_on_any_thread_count(dtype):
+    # Blocks of squares summed in a fixed order: one and two threads give the same bits.
+    rng = np.random.default_rng(6)
+    grads = [rng.standard_normal(n).astype(dtype) for n in (1_000_003, 70_000, 5)]
+    totals = [clip_grad_norm([g.copy() for g in grads], 0.5, num_threads=t) for t in (1, 2)]
+    exact = math.sqrt(sum(float(np.dot(g.astype(np.float64), g.astype(np.float64)))
+                          for g in grads))
+    assert totals[0] == totals[1]
+    assert abs(totals[0] - exact) / exact < 1e-12
+    with pytest.raises(ValueError, match="num_threads"):
+        clip_grad_norm(grads, 0.5, num_threads=0)
+
+
+def test_sum_squares_binding_errors():
+    from pyrnn import _core
+    with pytest.raises(TypeError, match="numpy array"):
+        _core.sum_squares([1.0, 2.0], 1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.sum_squares(np.ones(3, np.int64), 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.sum_squares(np.ones((4, 4))[:, ::2], 1)
+    with pytest.raises(ValueError, match="num_threads"):
+        _core.sum_squares(np.ones(3), 0)
+    assert _core.sum_squares(np.ones(0, np.float32), 2) == 0.0
 
 
 def test_clip_grad_norm_accepts_list_single_array_and_none():

@@ -30,9 +30,37 @@ void adam_step(const py::array& param, const py::object& grad, const py::object&
     kernels().adam_f64(n, p, g, m, v, s, num_threads);
 }
 
+template <typename T>
+double sum_squares(const py::array& x, int num_threads) {
+  const std::vector<index_t> shape(x.shape(), x.shape() + x.ndim());
+  const T* p = checked<T>(x, "x", shape);
+  const index_t n = index_t(x.size());
+  py::gil_scoped_release release;
+  if constexpr (std::is_same<T, float>::value)
+    return kernels().sum_squares_f32(n, p, num_threads);
+  else
+    return kernels().sum_squares_f64(n, p, num_threads);
+}
+
 }  // namespace
 
 void register_optim(py::module_& m) {
+  m.def(
+      "sum_squares",
+      [](const py::object& x, int num_threads) -> double {
+        if (!py::isinstance<py::array>(x))
+          throw py::type_error("argument 'x': expected a numpy array");
+        const auto arr = py::reinterpret_borrow<py::array>(x);
+        if (num_threads < 1) throw py::value_error("argument 'num_threads': must be >= 1");
+        if (arr.dtype().equal(py::dtype::of<float>())) return sum_squares<float>(arr, num_threads);
+        if (arr.dtype().equal(py::dtype::of<double>()))
+          return sum_squares<double>(arr, num_threads);
+        throw py::type_error("argument 'x': expected dtype float32 or float64, got " +
+                             std::string(py::str(arr.dtype())));
+      },
+      py::arg("x"), py::arg("num_threads"),
+      "The sum of the squares of a C-contiguous float32/float64 array, in double (the same sum "
+      "on any thread count).");
   m.def(
       "adam_step",
       [](const py::object& param, const py::object& grad, const py::object& exp_avg,

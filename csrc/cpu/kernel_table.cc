@@ -75,6 +75,7 @@ const KernelTable& kernel_table() {
                                  &backward<float>,    &backward<double>, &eigen_simd,
                                  &set_flush_denormals, &flush_denormals,
                                  &packed_product_f32, &adam<float>, &adam<double>,
+                                 &sum_squares<float>, &sum_squares<double>,
                                  &cell_step<float>,   &cell_step<double>,
                                  &linear_forward<float>, &linear_forward<double>,
                                  &linear_backward<float>, &linear_backward<double>,

@@ -162,6 +162,9 @@ struct KernelTable {
                    int threads);
   void (*adam_f64)(index_t n, double* p, const double* g, double* m, double* v,
                    const AdamStep& s, int threads);
+  // The sum of squares of n elements, in double (norms.h).
+  double (*sum_squares_f32)(index_t n, const float* x, int threads);
+  double (*sum_squares_f64)(index_t n, const double* x, int threads);
   // One step of a plain cell on the calling thread (LSTM, GRU, RNN_TANH, RNN_RELU only).
   void (*cell_step_f32)(CellKind, const CellStepArgs<float>&);
   void (*cell_step_f64)(CellKind, const CellStepArgs<double>&);

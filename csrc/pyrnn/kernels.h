@@ -29,6 +29,10 @@ template <typename T> void rnn_backward(bool relu, const BackwardArgs<T>& a);
 template <typename T>
 void adam(index_t n, T* p, const T* g, T* m, T* v, const AdamStep& s, int threads);
 
+// The sum of squares of n elements in double (optim.cc).
+template <typename T>
+double sum_squares(index_t n, const T* x, int threads);
+
 // A fully connected layer's products (linear.cc).
 template <typename T>
 void linear_forward(index_t M, index_t N, index_t K, const T* x, const T* w, const T* b, T* y,

@@ -250,7 +250,7 @@ def train_step(model: CharLM, opt: Adam, x: np.ndarray, y: np.ndarray, state=Non
         allreduce_grads(fused, average=False, comm=comm)
         loss = float(fused["(loss)"][0])
     if clip > 0:
-        clip_grad_norm(model.grads, clip)
+        clip_grad_norm(model.grads, clip, num_threads=model.num_threads)
     opt.num_threads = model.num_threads  # the update on the model's threads, as its layers
     opt.step(model.grads)
     return loss, state
