@@ -1,4 +1,5 @@
-// The optimizers' fused elementwise updates and the gradient norm, compiled per instruction set like the kernels.
+// The optimizers' fused elementwise updates and the gradient norm, compiled per instruction
+// set like the kernels.
 #include "pyrnn/adam.h"
 #include "pyrnn/kernels.h"
 #include "pyrnn/norms.h"
