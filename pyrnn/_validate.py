@@ -64,6 +64,10 @@ def lengths_array(lengths, B: int, T: int):
     return arr
 
 
+# The dtypes the compiled kernels take; others go through NumPy.
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def thread_count(num_threads, default: int) -> int:
     if num_threads is None:
         return max(1, int(default))

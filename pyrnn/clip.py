@@ -10,9 +10,6 @@ from . import _core, _validate
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def _grad_arrays(grads) -> List[np.ndarray]:
     """The gradient arrays of a dict, a list or a single array (``None`` entries skipped)."""
     if isinstance(grads, np.ndarray):
@@ -35,7 +32,7 @@ def _vector_norm(x: np.ndarray, norm_type: float, num_threads: int) -> float:
         # Squares summed in double by the kernels' threads; NumPy's dot would wake OpenBLAS's
         # threads, which spin after the call and take the cores from the recurrent kernels.
         a = np.ascontiguousarray(x)
-        if a.dtype not in _KERNEL_DTYPES:
+        if a.dtype not in _validate.KERNEL_DTYPES:
             a = a.astype(np.float64)
         return math.sqrt(_core.sum_squares(a, num_threads))
     a = np.abs(np.asarray(x, dtype=np.float64).ravel())

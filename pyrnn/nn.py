@@ -25,9 +25,6 @@ __all__ = [
 ]
 
 
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def _float_dtype(dtype) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
@@ -114,7 +111,7 @@ class Linear(Module):
 
     def _on_kernels(self) -> bool:
         """Whether the products run on pyrnn's kernels (float32/float64, contiguous params)."""
-        return self.dtype in _KERNEL_DTYPES and all(
+        return self.dtype in _validate.KERNEL_DTYPES and all(
             p.dtype == self.dtype and p.flags.c_contiguous for p in self.params.values())
 
     def backward(self, dy) -> np.ndarray:
@@ -255,7 +252,7 @@ def softmax_cross_entropy(logits, targets, *, ignore_index: Optional[int] = None
     x = _rows(logits)
     flat_counted = counted.ravel()
     divisor = max(int(flat_counted.sum()), 1) if reduction == "mean" else 1
-    if x.dtype in _KERNEL_DTYPES and x.size:
+    if x.dtype in _validate.KERNEL_DTYPES and x.size:
         nt = _validate.thread_count(num_threads, _core.max_threads())
         target = np.where(flat_counted, targets.ravel(), -1).astype(np.int64)
         total, dlogits = _core.softmax_xent(np.ascontiguousarray(x), target, 1.0 / divisor, nt)

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "parallel.h"
+#include "thread_plan.h"
 
 namespace pyrnn {
 
@@ -34,8 +35,7 @@ void adam_update(index_t n, T* p /*[n]*/, const T* g /*[n]*/, T* m /*[n]*/, T* v
                  const AdamStep& s, int threads) {
   const T w1 = T(s.one_minus_beta1), b2 = T(s.beta2), w2 = T(s.one_minus_beta2),
           c2 = T(s.correction2), eps = T(s.eps), lr = T(s.step_size);
-  constexpr index_t kMinPerThread = 65536;  // elements: below that a thread is not repaid
-  const int nt = int(std::max<index_t>(1, std::min<index_t>(threads, n / kMinPerThread)));
+  const int nt = detail::threads_for_work(threads, double(n), detail::kMinElementsPerThread);
   parallel_region(nt, [&](int tid, int nthreads, StepBarrier&) {
     const Range r = split_range(n, nthreads, tid, 16);
     adam_range(r.end - r.begin, p + r.begin, g + r.begin, m + r.begin, v + r.begin, w1, b2, w2,

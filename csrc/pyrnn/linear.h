@@ -19,9 +19,8 @@ namespace pyrnn {
 // Threads worth a call of 2*M*N*K multiply-adds, at most `requested` (each repays the parallel
 // region as a batch-split call's thread does).
 inline int linear_threads(int requested, index_t M, index_t N, index_t K) {
-  const double flops = 2.0 * double(M) * double(N) * double(K);
-  const index_t by_work = index_t(flops / detail::kMinBatchFlopsPerThread);
-  return int(std::max<index_t>(1, std::min<index_t>(index_t(requested), by_work)));
+  return detail::threads_for_work(requested, 2.0 * double(M) * double(N) * double(K),
+                                  detail::kMinBatchFlopsPerThread);
 }
 
 // y[M, N] = x[M, K] w[N, K]^T (+ b[N] on every row when b is given). Rows split on whole panels

@@ -10,6 +10,7 @@
 
 #include "activations.h"
 #include "common.h"
+#include "norms.h"
 #include "parallel.h"
 #include "thread_plan.h"
 
@@ -17,24 +18,8 @@ namespace pyrnn {
 
 // Threads worth M rows of C classes (about 10 operations an element), at most `requested`.
 inline int softmax_xent_threads(int requested, index_t M, index_t C) {
-  const index_t by_work = index_t(10.0 * double(M) * double(C) / detail::kMinBatchFlopsPerThread);
-  return int(std::max<index_t>(1, std::min<index_t>(index_t(requested), by_work)));
-}
-
-// op over v[0, n) from `init` in kLanes independent chains (a vector's lanes), combined at the
-// end: one dependent chain of n adds would take n times the add's latency.
-constexpr index_t kReduceLanes = 16;
-template <typename T, class Op>
-inline T row_reduce(const T* v /*[n]*/, index_t n, T init, Op op) {
-  T part[kReduceLanes];
-  std::fill_n(part, kReduceLanes, init);
-  index_t j = 0;
-  for (; j + kReduceLanes <= n; j += kReduceLanes)
-    for (index_t q = 0; q < kReduceLanes; ++q) part[q] = op(part[q], v[j + q]);
-  for (; j < n; ++j) part[0] = op(part[0], v[j]);
-  T out = init;
-  for (index_t q = 0; q < kReduceLanes; ++q) out = op(out, part[q]);
-  return out;
+  return detail::threads_for_work(requested, 10.0 * double(M) * double(C),
+                                  detail::kMinBatchFlopsPerThread);
 }
 
 // For each row m with target[m] >= 0 (counted; target[m] < C, checked by the caller):
@@ -56,12 +41,13 @@ void softmax_xent(index_t M, index_t C, const T* x /*[M, C]*/, const std::int64_
         nll[m] = 0.0;
         continue;
       }
-      T shift = row_reduce(row, C, -std::numeric_limits<T>::infinity(),
-                           [](T a, T b) { return b > a ? b : a; });  // NaN skipped
+      const auto larger = [](T a, T b) { return b > a ? b : a; };  // NaN skipped
+      T shift = lane_reduce(row, C, -std::numeric_limits<T>::infinity(), larger, larger);
       if (!std::isfinite(shift)) shift = T(0);
       for (index_t j = 0; j < C; ++j) g[j] = row[j] - shift;
       exp_inplace(g, C);
-      const T total = row_reduce(g, C, T(0), [](T a, T b) { return a + b; });
+      const auto add = [](T a, T b) { return a + b; };
+      const T total = lane_reduce(g, C, T(0), add, add);
       nll[m] = double(std::log(total) - (row[t] - shift));
       const T norm = scale / total;
       for (index_t j = 0; j < C; ++j) g[j] *= norm;

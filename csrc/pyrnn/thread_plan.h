@@ -71,6 +71,15 @@ inline int step_threads(int requested, index_t B, index_t H, int G, index_t elem
 inline double batch_split_weight_bytes() { return 1.25 * cache_sizes().l2; }
 constexpr index_t kMinBatchRowsPerThread = 4;         // one whole GEBP panel of rows
 constexpr double kMinBatchFlopsPerThread = 1.0e6;     // per call: repays the parallel region
+// Elements per thread of an elementwise pass or reduction (Adam, the gradient norm): fewer do
+// not repay the parallel region.
+constexpr double kMinElementsPerThread = 65536.0;
+
+// Threads worth `work` at `per_thread` each, between 1 and `requested`.
+inline int threads_for_work(int requested, double work, double per_thread) {
+  const index_t by_work = index_t(work / per_thread);
+  return int(std::max<index_t>(1, std::min<index_t>(index_t(requested), by_work)));
+}
 inline int batch_threads(int requested, index_t T, index_t B, index_t I, index_t H, index_t R,
                          int G, index_t elem_bytes) {
   if (requested < 2 || recurrent_weight_bytes(G, H, R, elem_bytes) > batch_split_weight_bytes())
