@@ -15,6 +15,9 @@ the first step must agree or the script raises. Per thread count (pyrnn's num_th
 torch.set_num_threads alike), after warm-up steps, rounds of --steps steps alternate
 pyrnn, torch, pyrnn, torch...; the median round gives ms per step, and the median of the
 rounds' torch / pyrnn ratios a speedup that a host slowing both for a while leaves steadier.
+Every round also times the machine's peak (bench_rnn's square GEMM): the step's products at the
+best peak round give a floor no implementation can pass, and torch's time over it the ceiling
+on any speedup over torch, as in bench_rnn's rows.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ import platform
 import statistics
 import sys
 import time
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,9 +44,14 @@ from pyrnn.charlm.cli import _positive_int  # the CLI's argument type, shared
 from pyrnn.charlm.training import train_step
 from pyrnn.optim import Adam
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_rnn, also when loaded by path
+from bench_rnn import PEAK_N, peak_step  # noqa: E402
+
 DEFAULTS = TrainConfig()  # the main job's defaults: model size, batch, bptt, lr, clip, seed
 DEFAULT_VOCAB = 100       # the vocabulary of the default corpus (the stdlib's source)
 TORCH_CELLS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+PEAK_MIN_S = 0.01  # each timed peak run repeats the square GEMM to last about this
 LOSS_RTOL = 1e-4
 
 
@@ -72,6 +82,15 @@ def make_batch(vocab, batch, seq, seed=0):
     targets one step later."""
     streams = np.random.default_rng(seed).integers(0, vocab, size=(seq + 1, batch))
     return streams[:-1], streams[1:]
+
+
+def step_flop(cell, hidden, layers, embed, vocab, batch, seq):
+    """Multiply-add FLOPs of one training step: every product of the layers and the head
+    forward, and twice that backward (the input and the weight gradient of each). The
+    embedding (a gather), the cells' element-wise work, the loss and Adam are not counted."""
+    per_row = sum(GATES[cell] * hidden * ((embed if layer == 0 else hidden) + hidden)
+                  for layer in range(layers)) + hidden * vocab
+    return 3 * 2.0 * batch * seq * per_row
 
 
 def pyrnn_stepper(model, x, y, lr=DEFAULTS.lr, clip=DEFAULTS.clip):
@@ -137,9 +156,10 @@ def run(threads=(1, 2), cell=DEFAULTS.cell, hidden=DEFAULTS.hidden, layers=DEFAU
         embed=DEFAULTS.embed, batch=DEFAULTS.batch, seq=DEFAULTS.bptt, vocab=DEFAULT_VOCAB,
         repeats=5, steps=3, warmup=2):
     """Time both per thread count; returns every number as a JSON-ready dict."""
+    flop = step_flop(cell, hidden, layers, embed, vocab, batch, seq)
     config = dict(cell=cell, hidden=hidden, layers=layers, embed=embed, batch=batch, seq=seq,
                   vocab=vocab, lr=DEFAULTS.lr, clip=DEFAULTS.clip, repeats=repeats,
-                  steps_per_round=steps, warmup=warmup)
+                  steps_per_round=steps, warmup=warmup, flop_per_step=flop)
     model, twin = make_models(vocab, hidden, layers, embed, cell)
     x, y = make_batch(vocab, batch, seq)
     steppers = {"pyrnn": pyrnn_stepper(model, x, y), "torch": torch_stepper(twin, x, y)}
@@ -147,15 +167,25 @@ def run(threads=(1, 2), cell=DEFAULTS.cell, hidden=DEFAULTS.hidden, layers=DEFAU
     # One BLAS thread for the whole run, as train() holds it around its loop (entering it finds
     # the loaded OpenBLAS through /proc/self/maps, about 2 ms, which train() pays once).
     with single_blas_thread():
-        rows, first = _time_rounds(steppers, model, threads, repeats, steps, warmup, batch, seq)
+        rows, first = _time_rounds(steppers, model, threads, repeats, steps, warmup, batch, seq,
+                                   flop)
     machine["load_average_end"] = _load()
     return {"config": config, "machine": machine,
             "first_step_loss": {"pyrnn": first[0], "torch": first[1]}, "results": rows}
 
 
-def _time_rounds(steppers, model, threads, repeats, steps, warmup, batch, seq):
-    """Per thread count: warm-up, then alternating timed rounds. Returns the rows and the
-    first-step losses (that first step of both checks that they compute the same loss)."""
+def _calls_lasting(fn, seconds):
+    """How many calls of ``fn`` last about ``seconds`` (at least one)."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    return max(1, round(seconds / max(time.perf_counter() - t0, 1e-9)))
+
+
+def _time_rounds(steppers, model, threads, repeats, steps, warmup, batch, seq, flop):
+    """Per thread count: warm-up, then alternating timed rounds of pyrnn, torch and the peak
+    GEMM. Returns the rows and the first-step losses (that first step of both checks that they
+    compute the same loss)."""
     saved_torch_threads = torch.get_num_threads()
     rows, first = [], None
     try:
@@ -168,18 +198,31 @@ def _time_rounds(steppers, model, threads, repeats, steps, warmup, batch, seq):
                 for _ in range(warmup):
                     fn()
             rounds = {k: [] for k in steppers}
+            peak_runs = []
+            peak = peak_step()
+            peak_calls = _calls_lasting(peak, PEAK_MIN_S)
             for _ in range(repeats):
                 for name, fn in steppers.items():  # alternating: pyrnn, torch, pyrnn, ...
                     t0 = time.perf_counter()
                     for _ in range(steps):
                         fn()
                     rounds[name].append(1e3 * (time.perf_counter() - t0) / steps)
+                t0 = time.perf_counter()  # the peak, side by side with both
+                for _ in range(peak_calls):
+                    peak()
+                peak_runs.append((time.perf_counter() - t0) / peak_calls)
             row = {"threads": n}
             for name, ms in rounds.items():
                 row[f"{name}_ms"] = statistics.median(ms)
                 row[f"{name}_rounds_ms"] = ms
                 row[f"{name}_chars_per_s"] = batch * seq / row[f"{name}_ms"] * 1e3
+                row[f"{name}_gflops"] = flop / row[f"{name}_ms"] / 1e6
             row["speedup"] = row["torch_ms"] / row["pyrnn_ms"]  # > 1: pyrnn faster
+            # The best peak round: the rate a kernel doing the step's products at the peak
+            # would reach; the ceiling is its speedup over torch (no code can beat it).
+            row["peak_gflops"] = 2.0 * PEAK_N ** 3 / min(peak_runs) / 1e9
+            row["floor_ms"] = flop / row["peak_gflops"] / 1e6
+            row["ceiling"] = row["torch_ms"] / row["floor_ms"]
             # Each round's torch / pyrnn, side by side in time: a host that slows both for a
             # while cancels out of it, where it shifts the two medians apart.
             row["paired_speedup"] = statistics.median(
@@ -203,13 +246,21 @@ def format_report(result):
              f"torch {result['first_step_loss']['torch']:.6f}",
              f"median of {c['repeats']} alternating rounds of {c['steps_per_round']} steps",
              "threads | pyrnn ms/step | torch ms/step | pyrnn chars/s | torch chars/s | speedup "
-             "| paired"]
+             "| paired | pyrnn % peak | torch % peak | peak GFLOP/s | ceiling"]
     for r in result["results"]:
         lines.append(f"{r['threads']:7d} | {r['pyrnn_ms']:13.2f} | {r['torch_ms']:13.2f} | "
                      f"{r['pyrnn_chars_per_s']:13,.0f} | {r['torch_chars_per_s']:13,.0f} | "
-                     f"{r['speedup']:6.2f}x | {r['paired_speedup']:5.2f}x")
+                     f"{r['speedup']:6.2f}x | {r['paired_speedup']:5.2f}x | "
+                     f"{100 * r['pyrnn_gflops'] / r['peak_gflops']:11.0f}% | "
+                     f"{100 * r['torch_gflops'] / r['peak_gflops']:11.0f}% | "
+                     f"{r['peak_gflops']:12.0f} | {r['ceiling']:6.2f}x")
     lines.append("speedup: torch's median / pyrnn's; paired: the median of each round's torch / "
                  "pyrnn (steadier on a busy host)")
+    lines.append(f"% peak: the step's {c['flop_per_step'] / 1e9:.3g} GFLOP of products (forward, "
+                 f"and twice that backward) at the step's rate, over the peak: a square "
+                 f"float32 torch.mm (n = {PEAK_N}), its best round, timed in every round beside "
+                 "both; ceiling: torch's time over the step's products at that peak, the "
+                 "speedup no implementation of the same arithmetic can pass")
     return "\n".join(lines)
 
 

@@ -48,7 +48,7 @@ def test_first_step_check_raises_on_different_models():
 def test_result_fields_and_speedups(tmp_path, capsys):
     out = tmp_path / "charlm.json"
     assert bench.main(["--threads", "1", "--repeats", "2", "--steps", "1", "--warmup", "1",
-                       "--hidden", "16", "--batch", "4", "--seq", "8", "--vocab", "11",
+                       "--hidden", "16", "--embed", "8", "--batch", "4", "--seq", "8", "--vocab", "11",
                        "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result) == {"config", "machine", "first_step_loss", "results"}
@@ -66,7 +66,24 @@ def test_result_fields_and_speedups(tmp_path, capsys):
     assert row["speedup"] == pytest.approx(row["torch_ms"] / row["pyrnn_ms"])
     paired = [t / p for p, t in zip(row["pyrnn_rounds_ms"], row["torch_rounds_ms"])]
     assert row["paired_speedup"] == pytest.approx(np.median(paired))
-    assert "speedup" in capsys.readouterr().out
+    # the step's products counted by hand: two LSTM layers (8 -> 16, 16 -> 16) and the head
+    flop = 3 * 2 * (4 * 8) * (4 * 16 * (8 + 16) + 4 * 16 * (16 + 16) + 16 * 11)
+    assert result["config"]["flop_per_step"] == flop
+    for name in ("pyrnn", "torch"):
+        assert row[f"{name}_gflops"] == pytest.approx(flop / row[f"{name}_ms"] / 1e6)
+    assert row["peak_gflops"] > 0
+    assert row["floor_ms"] == pytest.approx(flop / row["peak_gflops"] / 1e6)
+    assert row["ceiling"] == pytest.approx(row["torch_ms"] / row["floor_ms"])
+    out = capsys.readouterr().out
+    assert "speedup" in out and "ceiling" in out
+
+
+@pytest.mark.parametrize("cell, gates", [("lstm", 4), ("gru", 3), ("rnn", 1)])
+def test_step_flop_counts_every_product_three_times(cell, gates):
+    # one layer 5 -> 7, head 7 -> 3, 2 x 6 rows: forward products, then dX and dW of each
+    forward = 2 * 12 * (gates * 7 * (5 + 7) + 7 * 3)
+    assert bench.step_flop(cell, hidden=7, layers=1, embed=5, vocab=3, batch=2, seq=6) == \
+        3 * forward
 
 
 def test_defaults_are_the_training_defaults():
