@@ -104,6 +104,18 @@ def test_weight_gradients_over_several_row_chunks(cell, nl, reverse, lengths, nu
             torch_run(case, nl, reverse), np.float64, tag=_tag(cell, nl))
 
 
+@CELL_PARAMS
+@pytest.mark.parametrize("shape", [(5, 3, 4000, 64), (4, 3, 40, 600)], ids=shape_id)
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_weights_packed_in_several_row_groups(cell, nl, shape, num_threads):
+    # Weights are packed a group of rows at a time, each group's rows within half of L2: w_ih
+    # rows of 4000 doubles, or w_hh packed for the backward G*600 deep, make several groups
+    # (the last one partial) on any L2 of a few MiB.
+    case = make_case(cell, *shape, dtype=np.float64, seed=4000)
+    compare(run_functional(F, case, nl, False, num_threads=num_threads),
+            torch_run(case, nl, False), np.float64, tag=_tag(cell, nl))
+
+
 # --------------------------------------------------------------------------- vs pyrnn.reference
 
 @CELL_PARAMS

@@ -78,12 +78,39 @@ struct PackedWeights {
     K = depth;
     if (N == 0) return;
     const Mapper w(W, ld);
-    T* out = dst;
-    const index_t kb_depth = depth_block(K);
-    for (index_t k = 0; k < K; k += kb_depth) {
-      const index_t kc = std::min(kb_depth, K - k);
-      pack_lhs(out, w.getSubMapper(0, k), kc, N);
-      out += round_up(N * kc, kAlign);
+    const index_t kb_depth = depth_block(K), group = pack_group_rows(K);
+    // A group of rows at a time, read once in memory order into L2 and then packed from there
+    // for every depth block. Depth block by depth block over the whole matrix, the packing read
+    // each row in short pieces, mr rows apart, which the hardware prefetchers do not follow.
+    for (index_t r0 = 0; r0 < N; r0 += group) {
+      const index_t rows = std::min(group, N - r0);
+      if (Order == Eigen::RowMajor)
+        prefetch_lines(W + r0 * ld, rows, K, ld);
+      else
+        prefetch_lines(W + r0, K, rows, ld);
+      T* out = dst;
+      for (index_t k = 0; k < K; k += kb_depth) {
+        const index_t kc = std::min(kb_depth, K - k);
+        pack_lhs(out + r0 * kc, w.getSubMapper(r0, k), kc, rows);  // panels of mr rows
+        out += round_up(N * kc, kAlign);
+      }
+    }
+  }
+
+  // Rows packed per group: a multiple of mr whose weights fill at most half of L2.
+  static index_t pack_group_rows(index_t K) {
+    const index_t mr = Traits::mr;
+    const double row_bytes = double(std::max<index_t>(K, 1) * index_t(sizeof(T)));
+    return std::max<index_t>(mr, index_t(0.5 * cache_sizes().l2 / row_bytes) / mr * mr);
+  }
+
+  // Prefetch `runs` runs of `len` elements, `ld` apart, into L2, in memory order.
+  static void prefetch_lines(const T* p, index_t runs, index_t len, index_t ld) {
+    constexpr index_t per_line = index_t(64 / sizeof(T));
+    for (index_t r = 0; r < runs; ++r) {
+      const char* run = reinterpret_cast<const char*>(p + r * ld);
+      for (index_t j = 0; j < len; j += per_line)
+        __builtin_prefetch(run + j * index_t(sizeof(T)), 0, 2);
     }
   }
 
