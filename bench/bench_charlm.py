@@ -29,7 +29,6 @@ import platform
 import statistics
 import sys
 import time
-
 from pathlib import Path
 
 import numpy as np

@@ -48,8 +48,8 @@ def test_first_step_check_raises_on_different_models():
 def test_result_fields_and_speedups(tmp_path, capsys):
     out = tmp_path / "charlm.json"
     assert bench.main(["--threads", "1", "--repeats", "2", "--steps", "1", "--warmup", "1",
-                       "--hidden", "16", "--embed", "8", "--batch", "4", "--seq", "8", "--vocab", "11",
-                       "--json", str(out)]) == 0
+                       "--hidden", "16", "--embed", "8", "--batch", "4", "--seq", "8",
+                       "--vocab", "11", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result) == {"config", "machine", "first_step_loss", "results"}
     assert {"cpu_model", "pyrnn_isa", "pyrnn", "torch", "numpy", "load_average",

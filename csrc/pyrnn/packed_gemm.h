@@ -182,9 +182,9 @@ struct PackedWeights {
     // through dots::panel_rows for the weights' whole 24-row panels, and otherwise (the
     // weights' last rows, other builds) into a zero-padded whole panel of X, multiplied into a
     // scratch C^T [N, nr] and added to C; on other builds a single row left over stays with
-    // Eigen (one row padded to a panel costs more than it saves). Both add their products to C after
-    // every depth block, as GEBP does for whole panels: each element gets the same sums in the
-    // same order whichever panel it is in (the batch split's threads have their partial
+    // Eigen (one row padded to a panel costs more than it saves). Both add their products to C
+    // after every depth block, as GEBP does for whole panels: each element gets the same sums
+    // in the same order whichever panel it is in (the batch split's threads have their partial
     // panels at other rows than one thread has).
 #ifdef PYRNN_DOTS
     constexpr bool own_rows = std::is_same<T, float>::value;
