@@ -44,12 +44,12 @@ from pyrnn.charlm.training import train_step
 from pyrnn.optim import Adam
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_rnn, also when loaded by path
-from bench_rnn import PEAK_N, peak_step  # noqa: E402
+from bench_rnn import PEAK_N, calibrate, peak_step, timed_run  # noqa: E402
+from shapes import GATES  # noqa: E402
 
 DEFAULTS = TrainConfig()  # the main job's defaults: model size, batch, bptt, lr, clip, seed
 DEFAULT_VOCAB = 100       # the vocabulary of the default corpus (the stdlib's source)
 TORCH_CELLS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 PEAK_MIN_S = 0.01  # each timed peak run repeats the square GEMM to last about this
 LOSS_RTOL = 1e-4
 
@@ -87,7 +87,8 @@ def step_flop(cell, hidden, layers, embed, vocab, batch, seq):
     """Multiply-add FLOPs of one training step: every product of the layers and the head
     forward, and twice that backward (the input and the weight gradient of each). The
     embedding (a gather), the cells' element-wise work, the loss and Adam are not counted."""
-    per_row = sum(GATES[cell] * hidden * ((embed if layer == 0 else hidden) + hidden)
+    gates = GATES["rnn_tanh" if cell == "rnn" else cell]  # the CharLM's RNN is tanh
+    per_row = sum(gates * hidden * ((embed if layer == 0 else hidden) + hidden)
                   for layer in range(layers)) + hidden * vocab
     return 3 * 2.0 * batch * seq * per_row
 
@@ -173,14 +174,6 @@ def run(threads=(1, 2), cell=DEFAULTS.cell, hidden=DEFAULTS.hidden, layers=DEFAU
             "first_step_loss": {"pyrnn": first[0], "torch": first[1]}, "results": rows}
 
 
-def _calls_lasting(fn, seconds):
-    """How many calls of ``fn`` last about ``seconds`` (at least one)."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    return max(1, round(seconds / max(time.perf_counter() - t0, 1e-9)))
-
-
 def _time_rounds(steppers, model, threads, repeats, steps, warmup, batch, seq, flop):
     """Per thread count: warm-up, then alternating timed rounds of pyrnn, torch and the peak
     GEMM. Returns the rows and the first-step losses (that first step of both checks that they
@@ -199,17 +192,14 @@ def _time_rounds(steppers, model, threads, repeats, steps, warmup, batch, seq, f
             rounds = {k: [] for k in steppers}
             peak_runs = []
             peak = peak_step()
-            peak_calls = _calls_lasting(peak, PEAK_MIN_S)
+            peak_calls = calibrate(peak, PEAK_MIN_S)
             for _ in range(repeats):
                 for name, fn in steppers.items():  # alternating: pyrnn, torch, pyrnn, ...
                     t0 = time.perf_counter()
                     for _ in range(steps):
                         fn()
                     rounds[name].append(1e3 * (time.perf_counter() - t0) / steps)
-                t0 = time.perf_counter()  # the peak, side by side with both
-                for _ in range(peak_calls):
-                    peak()
-                peak_runs.append((time.perf_counter() - t0) / peak_calls)
+                peak_runs.append(timed_run(peak, peak_calls))  # side by side with both
             row = {"threads": n}
             for name, ms in rounds.items():
                 row[f"{name}_ms"] = statistics.median(ms)

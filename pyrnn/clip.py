@@ -10,6 +10,7 @@ from . import _core, _validate
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
+
 def _grad_arrays(grads) -> List[np.ndarray]:
     """The gradient arrays of a dict, a list or a single array (``None`` entries skipped)."""
     if isinstance(grads, np.ndarray):
